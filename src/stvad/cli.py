@@ -1,0 +1,151 @@
+"""The ``stvad`` command line. Thin: it parses arguments and calls the library.
+
+Every user-facing failure is a :class:`stvad.errors.StvadError`: one line on stderr, exit status 2,
+no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from stvad.errors import StvadError
+
+
+def _cmd_data_info(a: argparse.Namespace) -> int:
+    from stvad.data.layouts import dataset_info, open_dataset
+
+    info = dataset_info(open_dataset(a.root, layout=a.layout))
+    if a.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"layout: {info['layout']}")
+        for split in ("train", "test"):
+            s = info[split]
+            extra = f", {s['anomalous_frames']} anomalous" if "anomalous_frames" in s else ""
+            print(f"{split}: {s['videos']} videos, {s['frames']} frames{extra}")
+    return 0
+
+
+def _cmd_synth(a: argparse.Namespace) -> int:
+    from stvad.data.synth import generate
+
+    root = generate(a.out, seed=a.seed, size=a.size, progress=not a.quiet)
+    print(f"wrote synthetic benchmark to {root}")
+    return 0
+
+
+def _load_config(a: argparse.Namespace):
+    from stvad.config import preset
+
+    return preset(a.preset).override(a.set or [])
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from stvad.train import train
+
+    run = train(
+        a.data,
+        a.out,
+        _load_config(a),
+        resume=a.resume,
+        devices=a.devices,
+        strategy=a.strategy,
+        accelerator=a.accelerator,
+    )
+    print(f"run written to {run}")
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from stvad.evaluate import evaluate
+
+    result = evaluate(
+        a.run,
+        a.data,
+        baseline_run=a.baseline,
+        json_path=a.json,
+        report_dir=a.report,
+        smoothing_sigma=a.sigma,
+        layout=a.layout,
+    )
+    print(result["table"])
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from stvad.demo import run_demo
+
+    run_demo(a.out, preset_name=a.preset, seed=a.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stvad", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect benchmark folders")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    info = dsub.add_parser("info", help="layout, videos, frames and anomalous frames per split")
+    info.add_argument("root")
+    info.add_argument("--layout", default=None, help="force a layout instead of detecting it")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_data_info)
+
+    synth = sub.add_parser("synth", help="write the built-in procedural benchmark (FFP layout)")
+    synth.add_argument("out")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", default="default", help="default | small | large")
+    synth.add_argument("--quiet", action="store_true")
+    synth.set_defaults(func=_cmd_synth)
+
+    def config_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--preset", default="cpu", help="tiny | cpu | ped2 | paper")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+
+    train = sub.add_parser("train", help="train the GAN on a benchmark's normal training videos")
+    train.add_argument("data")
+    train.add_argument("--out", required=True)
+    config_args(train)
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--devices", default="1")
+    train.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    train.add_argument("--accelerator", default="auto")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="score a benchmark's test videos and print the Table-1 metrics")
+    ev.add_argument("run")
+    ev.add_argument("data")
+    ev.add_argument("--baseline", default=None, help="a run of the FFP-style baseline to add as a row")
+    ev.add_argument("--json", default=None)
+    ev.add_argument("--report", default=None, help="folder for the HTML report")
+    ev.add_argument("--sigma", type=float, default=None, help="also report with temporal smoothing")
+    ev.add_argument("--layout", default=None)
+    ev.set_defaults(func=_cmd_eval)
+
+    demo = sub.add_parser("demo", help="synthesise data, train, evaluate and write the report")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--preset", default="cpu")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StvadError as e:
+        if args.debug:
+            raise
+        print(f"stvad: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stvad: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

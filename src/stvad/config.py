@@ -1,0 +1,240 @@
+"""One source of truth for every setting: a config dataclass saved in every run and checkpoint.
+
+Presets fill it; ``--set section.key=value`` overrides single fields with type checking.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from stvad.errors import StvadError
+
+
+@dataclass
+class DataConfig:
+    size: tuple[int, int] = (64, 64)  # (H, W) the frames are resized to
+    channels: int = 1  # 1 = grey, 3 = colour (BGR order as decoded, converted to RGB)
+    T: int = 4  # past frames per window; the model predicts frame T+1
+    train_stride: int = 1  # step between training windows (test windows always use stride 1)
+    val_fraction: float = 0.15  # share of each normal training video held out (its tail) for validation
+    layout: str | None = None  # force a benchmark layout instead of detecting it
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "stgan"  # "stgan" (the paper) or "ffp" (U-Net predictor + patch D, the baseline)
+    g_width: int = 32  # channels of the first generator stage, doubled at each downsampling
+    g_depth: int = 3  # number of stride-2 stages in the generator encoder
+    g_skip: bool = True  # encoder-to-decoder skip connections (U-Net style)
+    g_attention: bool = True  # SAGAN self-attention block in the generator
+    g_spectral_norm: bool = False  # spectral normalisation in G (optional in the paper)
+    lstm_kernel: int = 3
+    lstm_layers: int = 1
+    d_width: int = 32
+    d_depth: int = 3  # stride-2 stages of the U-Net discriminator encoder
+    d_attention: bool = True  # SAGAN self-attention block in D
+    d_spectral_norm: bool = True  # on every D layer but the last 1x1 convolutions
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    max_steps: int = 2000
+    batch_size: int = 8
+    lr_g: float = 1e-4  # TTUR: D learns faster than G
+    lr_d: float = 4e-4
+    betas_g: tuple[float, float] = (0.0, 0.9)
+    betas_d: tuple[float, float] = (0.0, 0.9)
+    w_intensity: float = 1.0  # L_recon = w_intensity * L2 + w_gradient * gradient loss
+    w_gradient: float = 1.0
+    w_adv: float = 0.05  # weight of G's adversarial terms relative to L_recon (lambda = 1 / w_adv)
+    adversarial: bool = True  # train with D at all (off = plain predictor)
+    cutmix: bool = True  # CutMix consistency regularisation of U-Net GAN
+    cutmix_aug: bool = True  # also train D_dec(mix) -> M and D_enc(mix) -> fake
+    w_cons: float = 1.0
+    cutmix_warmup: int = 500  # steps over which the CutMix probability ramps from 0 to cutmix_prob
+    cutmix_prob: float = 0.5
+    val_every: int = 200  # steps between validations / checkpoints
+    val_windows: int = 64  # held-out windows per validation
+    num_workers: int = 0
+    precision: str = "32-true"
+
+
+@dataclass
+class ScoreConfig:
+    variant: str = "full"  # full | only-stn | psnr | dmap | f2
+    f2_reduce: str = "mean"  # channel reduction of |F2(xi) - F2(G(x))|: mean | max | l2
+    upsample: str = "bilinear"  # F2 difference to frame size: bilinear | nearest
+    normalisation: str = "per-video-minmax"  # global-max (eq. 6) | per-video-minmax | none
+    smoothing_sigma: float = 0.0  # temporal Gaussian smoothing of the score, in frames; 0 = off
+    threshold_quantile: float = 0.99  # of normal held-out scores, for predict()/watch
+
+
+@dataclass
+class Config:
+    preset: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> Config:
+        """Build a config from a (possibly partial) dict; unknown keys and wrong types are errors."""
+        cfg = cls()
+        for key, value in _flatten(d).items():
+            cfg.set(key, value, source=source)
+        return cfg
+
+    def set(self, key: str, value: Any, source: str = "--set") -> None:
+        """Set ``section.field`` (or ``preset``) from a Python value or a string, type-checked."""
+        parts = key.split(".")
+        if parts == ["preset"]:
+            self.preset = str(value)
+            return
+        if len(parts) != 2 or parts[0] not in SECTIONS:
+            raise StvadError(f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})", source)
+        section = getattr(self, parts[0])
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        if parts[1] not in fields:
+            raise StvadError(f"unknown config key '{key}' (known in {parts[0]}: {', '.join(fields)})", source)
+        hint = typing.get_type_hints(type(section))[parts[1]]
+        setattr(section, parts[1], _coerce(value, hint, key, source))
+
+    def override(self, assignments: list[str]) -> Config:
+        """Apply ``key=value`` strings (the CLI's --set) to a copy."""
+        out = copy.deepcopy(self)
+        for a in assignments:
+            if "=" not in a:
+                raise StvadError(f"--set expects key=value, got '{a}'")
+            k, v = a.split("=", 1)
+            out.set(k.strip(), v.strip())
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+SECTIONS = ("data", "model", "train", "score")
+
+
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in SECTIONS and isinstance(v, dict):
+            for k2, v2 in v.items():
+                out[f"{k}.{k2}"] = v2
+        else:
+            out[k] = v
+    return out
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Turn ``value`` (a str from the CLI, or a JSON value) into the field's declared type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    bad = StvadError(f"config key '{key}' expects {_type_name(hint)}, got {value!r}", source)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))
+        if is_none and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [p for p in value.replace("x", ",").strip("()[] ").split(",") if p.strip()]
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, key, source) for v, a in zip(value, args))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise bad
+    if hint is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise bad from None
+    if hint is float:
+        if isinstance(value, bool):
+            raise bad
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad
+        return str(value)
+    raise bad
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _preset_tiny() -> Config:
+    c = Config(preset="tiny")
+    c.data.size = (32, 32)
+    c.model.g_width = c.model.d_width = 8
+    c.model.g_depth = c.model.d_depth = 2
+    c.train.max_steps = 4
+    c.train.batch_size = 2
+    c.train.val_every = 2
+    c.train.val_windows = 4
+    c.train.cutmix_warmup = 2
+    return c
+
+
+def _preset_cpu() -> Config:
+    return Config(preset="cpu")
+
+
+def _preset_ped2() -> Config:
+    c = Config(preset="ped2")
+    c.data.size = (128, 128)
+    c.model.g_width = c.model.d_width = 32
+    c.train.max_steps = 4000
+    c.train.batch_size = 4
+    return c
+
+
+def _preset_paper() -> Config:
+    c = Config(preset="paper")
+    c.data.size = (256, 256)
+    c.data.channels = 3
+    c.model.g_width = c.model.d_width = 64
+    c.model.g_depth = c.model.d_depth = 4
+    c.train.max_steps = 60000
+    c.train.batch_size = 8
+    c.train.val_every = 1000
+    c.train.num_workers = 4
+    return c
+
+
+PRESETS = {"tiny": _preset_tiny, "cpu": _preset_cpu, "ped2": _preset_ped2, "paper": _preset_paper}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise StvadError(f"unknown preset '{name}' (choose from: {', '.join(PRESETS)})")
+    return PRESETS[name]()
