@@ -1,0 +1,47 @@
+import os
+
+import pytest
+
+from stvad._io import atomic_open, atomic_write_json
+from stvad.errors import StvadError
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    p = tmp_path / "out" / "r.json"
+    atomic_write_json(p, {"a": 1})
+    atomic_write_json(p, {"a": 2})
+    assert p.read_text().strip().endswith("}")
+    assert '"a": 2' in p.read_text()
+    assert [f.name for f in p.parent.iterdir()] == ["r.json"]
+
+
+def test_interrupted_write_keeps_previous_version(tmp_path):
+    p = tmp_path / "r.txt"
+    p.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(p, "w") as f:
+        f.write("half")
+        raise RuntimeError("killed")
+    assert p.read_text() == "old"
+    assert [f.name for f in tmp_path.iterdir()] == ["r.txt"]
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    # a path below a regular file cannot be created, even by root (chmod would not stop root)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StvadError, match="cannot write") as e:
+        atomic_write_json(blocker / "sub" / "x.json", {})
+    assert str(blocker / "sub") in str(e.value)
+
+
+def test_full_disk_is_a_clear_error_and_keeps_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "r.txt"
+    p.write_text("old")
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(StvadError, match="No space left on device"):
+        atomic_write_json(p, {"new": True})
+    assert p.read_text() == "old"
