@@ -1,0 +1,89 @@
+"""Matplotlib figures of scores: per-video timelines and ROC curves, saved as PNG atomically.
+
+Figures are built with ``matplotlib.figure.Figure`` (Agg), never pyplot, so no global backend or figure
+state is touched and nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from stvad._io import atomic_open
+from stvad.metrics import auroc_micro, roc
+
+DPI = 100
+TIMELINE_SIZE = (8.0, 2.5)  # inches: 800 x 250 px at DPI
+ROC_SIZE = (5.0, 5.0)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> None:
+    """Write ``fig`` as a PNG of exactly figsize * DPI pixels (no tight cropping, so sizes are known)."""
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI)
+
+
+def intervals(labels: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of nonzero labels as half-open (start, stop) index pairs."""
+    y = np.concatenate([[0], (np.asarray(labels) != 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(y))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def plot_timeline(
+    path: str | os.PathLike,
+    scores: np.ndarray,
+    labels: np.ndarray | None = None,
+    threshold: float | None = None,
+    title: str = "",
+    first_frame: int = 0,
+) -> None:
+    """Score over time for one video; ground-truth anomalous frames shaded, the threshold as a line.
+
+    ``scores[j]`` belongs to frame ``first_frame + j`` (the first T frames have no prediction).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    x = first_frame + np.arange(len(scores))
+    fig = Figure(figsize=TIMELINE_SIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    if labels is not None:
+        for i, (a, b) in enumerate(intervals(labels)):
+            ax.axvspan(
+                first_frame + a - 0.5,
+                first_frame + b - 0.5,
+                color="tab:red",
+                alpha=0.2,
+                lw=0,
+                label="ground truth" if i == 0 else None,
+            )
+    ax.plot(x, scores, color="tab:blue", lw=1.2, label="score")
+    if threshold is not None:
+        ax.axhline(threshold, color="black", ls="--", lw=1, label="threshold")
+    ax.set_xlim(first_frame - 0.5, first_frame + max(len(scores), 1) - 0.5)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("anomaly score")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+    save_figure(fig, path)
+
+
+def plot_roc(
+    path: str | os.PathLike, scores: dict[str, Sequence[np.ndarray]], labels: Sequence[np.ndarray]
+) -> None:
+    """Pooled ROC curves of several score variants on one plot, each labelled with its AUROC."""
+    fig = Figure(figsize=ROC_SIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for name, per_video in scores.items():
+        fpr, tpr = roc(per_video, labels)
+        ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUROC {100 * auroc_micro(per_video, labels):.1f}%)")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("frame-level ROC (all test frames pooled)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)

@@ -1,0 +1,171 @@
+"""Anomaly scores from one generator + discriminator pass (METHOD.md, equations 4-6).
+
+    a(x_t) = || |xi - G(x_t)| * map ||_1                                  (4)
+    map    = (1 - sigmoid(D_dec(xi))) * up(reduce_c |F2(xi) - F2(G(x_t))|)  (5)
+    S(x_t) = a(x_t) / max_m a(x_m)                                      (6)
+
+xi is the real next frame, G(x_t) its prediction, both (B, C, H, W) in [-1, 1]. The colour channels of
+|xi - G| are reduced by their mean, so ``||.||_1`` is the sum over pixels of one HxW error image.
+
+Named variants, all computed by :func:`score_batch` from the same pass:
+- ``full``: equations 4-5.
+- ``only-stn``: the paper's ablation, the plain L1 prediction error (the map replaced by ones).
+- ``psnr``: the FFP score, minus the PSNR of the prediction (images mapped to [0, 1] as FFP does).
+- ``dmap``: the error weighted by ``1 - sigmoid(D_dec(xi))`` alone.
+- ``f2``: the error weighted by the upsampled F2 difference alone.
+
+Defaults for the choices the paper leaves open (``ScoreConfig``): the F2 difference is reduced over
+channels by the mean, which keeps its scale independent of the discriminator's width and lets no single
+noisy channel dominate (``max``, ``l2`` are the alternatives to measure); it is upsampled bilinearly, so
+the weight varies smoothly instead of stepping at the borders of F2's coarse cells (``nearest`` keeps the
+blocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter1d
+from torch import Tensor
+
+from stvad.config import ScoreConfig
+from stvad.errors import StvadError
+
+VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2")
+NORMALISATIONS = ("global-max", "per-video-minmax", "none")
+F2_REDUCTIONS = ("mean", "max", "l2")
+UPSAMPLINGS = ("bilinear", "nearest")
+
+
+class DiscriminatorOutput(Protocol):
+    """What scoring needs of ``stvad.model``'s ``DOutput``: the per-pixel logits and the F2 features."""
+
+    pixel_logits: Tensor  # (B, 1, H, W) logits of D_dec at frame size
+    f2: Tensor  # (B, C2, h, w) features after D_enc's second convolution
+
+
+class ScoreBatch(NamedTuple):
+    scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
+    anomaly_map: Tensor  # (B, H, W) per-pixel terms of the full score: error * map; sums to scores["full"]
+
+
+def _choice(value: str, options: Sequence[str], key: str) -> str:
+    if value not in options:
+        raise StvadError(f"{key} must be one of {', '.join(options)}, got '{value}'")
+    return value
+
+
+def prediction_error(target: Tensor, pred: Tensor) -> Tensor:
+    """|xi - G(x)| averaged over colour channels: (B, C, H, W) x 2 -> (B, H, W)."""
+    if target.shape != pred.shape or target.ndim != 4:
+        raise ValueError(
+            f"target {tuple(target.shape)} and prediction {tuple(pred.shape)} must be equal BCHW"
+        )
+    return (target - pred).abs().mean(dim=1)
+
+
+def discriminator_map(d_real: DiscriminatorOutput) -> Tensor:
+    """1 - sigmoid(D_dec(xi)): where D finds the real frame unrealistic. (B, 1, H, W) -> (B, H, W)."""
+    return 1.0 - torch.sigmoid(d_real.pixel_logits[:, 0])
+
+
+def feature_map(
+    d_real: DiscriminatorOutput,
+    d_fake: DiscriminatorOutput,
+    size: tuple[int, int],
+    reduce: str = "mean",
+    upsample: str = "bilinear",
+) -> Tensor:
+    """|F2(xi) - F2(G(x))| reduced over channels and upsampled to ``size``: (B, C2, h, w) -> (B, H, W)."""
+    diff = (d_real.f2 - d_fake.f2).abs()
+    reduce = _choice(reduce, F2_REDUCTIONS, "score.f2_reduce")
+    if reduce == "mean":
+        r = diff.mean(dim=1, keepdim=True)
+    elif reduce == "max":
+        r = diff.amax(dim=1, keepdim=True)
+    else:
+        r = torch.linalg.vector_norm(diff, dim=1, keepdim=True)
+    mode = _choice(upsample, UPSAMPLINGS, "score.upsample")
+    align = False if mode == "bilinear" else None
+    return F.interpolate(r, size=size, mode=mode, align_corners=align)[:, 0]
+
+
+def psnr(a: Tensor, b: Tensor) -> Tensor:
+    """PSNR in dB per sample of images in [-1, 1], computed on [0, 1] like FFP: (B, ...) x 2 -> (B,).
+
+    The MSE is floored at 1e-10 (100 dB) so identical images give a finite value.
+    """
+    mse = (((a + 1) / 2 - (b + 1) / 2) ** 2).flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def score_batch(
+    target: Tensor,
+    pred: Tensor,
+    d_real: DiscriminatorOutput,
+    d_fake: DiscriminatorOutput,
+    cfg: ScoreConfig | None = None,
+) -> ScoreBatch:
+    """Every variant's frame score and the full method's pixel map, from one G + D pass.
+
+    ``target`` is xi (B, C, H, W), ``pred`` is G(x) (B, C, H, W); ``d_real = D(target)``,
+    ``d_fake = D(pred)``.
+    ``cfg`` supplies ``f2_reduce`` and ``upsample`` (defaults of :class:`ScoreConfig` when None).
+    """
+    cfg = cfg or ScoreConfig()
+    err = prediction_error(target, pred)  # (B, H, W)
+    dmap = discriminator_map(d_real)
+    fmap = feature_map(d_real, d_fake, tuple(err.shape[-2:]), cfg.f2_reduce, cfg.upsample)
+    anomaly_map = err * dmap * fmap
+    scores = {
+        "full": anomaly_map.sum(dim=(1, 2)),
+        "only-stn": err.sum(dim=(1, 2)),
+        "psnr": -psnr(target, pred),
+        "dmap": (err * dmap).sum(dim=(1, 2)),
+        "f2": (err * fmap).sum(dim=(1, 2)),
+    }
+    return ScoreBatch(scores, anomaly_map)
+
+
+def normalise(scores: Sequence[np.ndarray], method: str) -> list[np.ndarray]:
+    """Rescale per-video score arrays; returns new float64 arrays.
+
+    - ``global-max`` (equation 6): divide by the largest magnitude over all test frames. A single positive
+      factor for everything, so it cannot change a pooled (micro) AUROC; using the magnitude keeps the
+      order of signed scores such as -PSNR.
+    - ``per-video-minmax`` (FFP, MNAD): map each video to [0, 1] on its own (a constant video maps to 0).
+      This changes the pooled AUROC, usually upwards, because it uses each test video's range.
+    - ``none``: unchanged.
+    """
+    method = _choice(method, NORMALISATIONS, "score.normalisation")
+    out = [np.asarray(s, dtype=np.float64).copy() for s in scores]
+    if method == "global-max":
+        top = max((float(np.abs(s).max()) for s in out if s.size), default=0.0)
+        if top > 0:
+            out = [s / top for s in out]
+    elif method == "per-video-minmax":
+        for i, s in enumerate(out):
+            if s.size:
+                span = s.max() - s.min()
+                out[i] = (s - s.min()) / span if span > 0 else np.zeros_like(s)
+    return out
+
+
+def smooth(scores: Sequence[np.ndarray], sigma: float) -> list[np.ndarray]:
+    """Gaussian smoothing over time within each video (sigma in frames, edges repeated); 0 = off."""
+    if sigma < 0:
+        raise StvadError(f"score.smoothing_sigma must be >= 0, got {sigma}")
+    out = [np.asarray(s, dtype=np.float64) for s in scores]
+    if sigma == 0:
+        return [s.copy() for s in out]
+    return [gaussian_filter1d(s, sigma, mode="nearest") if s.size else s.copy() for s in out]
+
+
+def postprocess(scores: Sequence[np.ndarray], normalisation: str, sigma: float = 0.0) -> list[np.ndarray]:
+    """Smooth, then normalise, so the normalised range holds whether or not smoothing is on."""
+    return normalise(smooth(scores, sigma), normalisation)
