@@ -1,0 +1,186 @@
+"""``stvad eval``: score every test frame of a benchmark once, measure it, and write the table and report.
+
+Protocol (recorded in the JSON): the first T frames of each video have no prediction and are dropped;
+frame labels come from the benchmark's own ground truth; scores are normalised per video (min-max, the
+FFP/MNAD convention), globally by the maximum (the paper's eq. 6) or not at all; temporal smoothing is
+off unless a sigma is given, and then reported separately. Test labels are used only here, to measure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from stvad._io import atomic_write_json
+from stvad.data.layouts import Dataset, Video, open_dataset
+from stvad.errors import StvadError
+from stvad.inference import CALIBRATION_FILE, COPY_LAST, Scorer, SourceScores
+from stvad.metrics import evaluate_scores, pixel_auroc
+from stvad.report import TopFrame, table_markdown, top_frames, write_report
+from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess
+
+BASELINE = "ffp-baseline"
+ROW_ORDER = (*VARIANTS, BASELINE, COPY_LAST)
+
+
+def _labels(video: Video, index: np.ndarray) -> np.ndarray:
+    if video.labels is None:
+        raise StvadError(
+            f"test video {video.name} has no frame labels to evaluate against", video.source.path
+        )
+    return np.asarray(video.labels)[index].astype(np.uint8)
+
+
+def _pixel_auroc(videos: list[Video], scored: list[SourceScores]) -> float | None:
+    """Pooled pixel AUROC of the full map against the masks, both at model resolution."""
+    if not videos or any(v.masks is None for v in videos):
+        return None
+
+    def pairs():
+        for v, s in zip(videos, scored):
+            h, w = s.maps.shape[1:]
+            for k, i in enumerate(s.index):
+                mask = cv2.resize(
+                    np.asarray(v.masks[int(i)], np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
+                )
+                yield s.maps[k].astype(np.float32), mask
+
+    maps, masks = zip(*pairs())
+    return pixel_auroc(maps, masks)
+
+
+def _results(
+    scores: dict[str, list[np.ndarray]], labels: list[np.ndarray], primary: str, sigma: float
+) -> dict[str, dict]:
+    by_norm = evaluate_scores(scores, labels, NORMALISATIONS, sigma=sigma)
+    out = {}
+    for variant in ROW_ORDER:
+        if variant not in by_norm:
+            continue
+        m = by_norm[variant][primary]
+        out[variant] = {
+            "auroc_micro": m["auroc_micro"],
+            "auroc_macro": m["auroc_macro"],
+            "aupr": m["aupr"],
+            "eer": m["eer"],
+            "by_normalisation": by_norm[variant],
+        }
+    return out
+
+
+def evaluate(
+    run: str | os.PathLike,
+    data: str | os.PathLike,
+    baseline_run: str | os.PathLike | None = None,
+    json_path: str | os.PathLike | None = None,
+    report_dir: str | os.PathLike | None = None,
+    smoothing_sigma: float | None = None,
+    layout: str | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``run`` on the test split of ``data``; returns the JSON dict plus ``table`` (Markdown)."""
+    scorer = Scorer.from_run(run, batch_size=batch_size)
+    cfg = scorer.cfg
+    ds: Dataset = open_dataset(data, layout=layout or cfg.data.layout)
+    if not ds.test:
+        raise StvadError("no test videos found", ds.root)
+    videos = ds.test
+    want_maps = report_dir is not None or all(v.masks is not None for v in videos)
+
+    scored = [scorer.score_source(v.source, keep_maps=want_maps, progress=progress) for v in videos]
+    labels = [_labels(v, s.index) for v, s in zip(videos, scored)]
+    scores = {k: [s.scores[k] for s in scored] for k in (*VARIANTS, COPY_LAST)}
+
+    if baseline_run is not None:
+        base = Scorer.from_run(baseline_run, batch_size=batch_size)
+        if base.T != scorer.T:
+            raise StvadError(f"baseline uses T={base.T} but the run uses T={scorer.T}", baseline_run)
+        scores[BASELINE] = [base.score_source(v.source, progress=progress).scores["psnr"] for v in videos]
+
+    primary = cfg.score.normalisation
+    results = _results(scores, labels, primary, 0.0)
+    pix = _pixel_auroc(videos, scored) if want_maps else None
+    if pix is not None:
+        results["full"]["pixel_auroc"] = pix
+    sigma = smoothing_sigma if smoothing_sigma is not None else cfg.score.smoothing_sigma
+    smoothed = _results(scores, labels, primary, sigma) if sigma > 0 else None
+
+    protocol = {
+        "dataset": str(Path(ds.root).resolve()),
+        "layout": ds.layout,
+        "label_source": ds.label_source,
+        "test_videos": len(videos),
+        "scored_frames": int(sum(len(s.index) for s in scored)),
+        "anomalous_frames": int(sum(int(lab.sum()) for lab in labels)),
+        "frames_dropped_per_video": scorer.T,
+        "normalisation": primary,
+        "normalisations": list(NORMALISATIONS),
+        "smoothing_sigma": 0.0,
+        "smoothed_sigma": sigma if smoothed else None,
+        "resolution": list(cfg.data.size),
+        "channels": cfg.data.channels,
+        "score": cfg.score.__dict__ | {"variant": "all"},
+        "macro_rule": "mean of per-video AUROCs; videos with a single class are excluded (count recorded)",
+        "checkpoint": str(scorer.run.meta.get("checkpoint", run)),
+        "step": scorer.run.meta.get("step"),
+        "baseline_checkpoint": str(baseline_run) if baseline_run else None,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+    }
+    table = table_markdown({k: v["by_normalisation"] for k, v in results.items()}, primary=primary)
+    if smoothed:
+        table += f"\nWith temporal Gaussian smoothing, sigma = {sigma:g} frames:\n\n"
+        table += table_markdown({k: v["by_normalisation"] for k, v in smoothed.items()}, primary=primary)
+    out: dict[str, Any] = {"protocol": protocol, "results": results}
+    if smoothed:
+        out["results_smoothed"] = smoothed
+    if json_path is not None:
+        atomic_write_json(json_path, out)
+    if report_dir is not None:
+        out["report"] = str(
+            _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol)
+        )
+    out["table"] = table
+    return out
+
+
+def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol) -> Path:
+    """Timelines on the calibrated raw scale when the run has a threshold, else per-video min-max."""
+    cal_path = Path(run) / CALIBRATION_FILE
+    cal = json.loads(cal_path.read_text()) if cal_path.exists() else None
+    variant = scorer.cfg.score.variant
+    if cal is not None and cal.get("variant") == variant:
+        shown = {k: [np.asarray(x) for x in v] for k, v in scores.items()}
+        threshold = cal["threshold"]
+    else:
+        shown = {k: postprocess(v, scorer.cfg.score.normalisation) for k, v in scores.items()}
+        threshold = None
+    items = []
+    for vi, pos in top_frames(shown[variant], k=6):
+        v, s = videos[vi], scored[vi]
+        i = int(s.index[pos])
+        frame = next(scorer.frames(v.source, i, i + 1))
+        mask = None if v.masks is None else np.asarray(v.masks[i])
+        items.append(
+            TopFrame(v.name, i, float(shown[variant][vi][pos]), frame, s.maps[pos].astype(np.float32), mask)
+        )
+    return write_report(
+        report_dir,
+        [v.name for v in videos],
+        shown,
+        labels,
+        primary=variant,
+        threshold=threshold,
+        first_frames=[int(s.index[0]) if len(s.index) else 0 for s in scored],
+        top=items,
+        table=table,
+        protocol=protocol,
+    )

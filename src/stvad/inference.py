@@ -1,0 +1,165 @@
+"""Run a trained model over frames: windows -> G predicts -> D judges -> scores and anomaly maps.
+
+This is the one path from frames to scores that evaluation, the Python API and the CLI share, so a
+benchmark number and a user's live score come from the same code. It also fits the alarm threshold on
+held-out *normal* clips (never on test labels).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stvad._io import atomic_write_json
+from stvad.checkpoint import LoadedRun, load_run
+from stvad.data.sources import FrameSource, to_model
+from stvad.data.windows import iter_windows
+from stvad.scoring import VARIANTS, psnr, score_batch
+
+COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class SourceScores:
+    """Per-frame scores of one video; ``index[k]`` is the frame number that ``scores[v][k]`` belongs to."""
+
+    name: str
+    index: np.ndarray  # (n,) int frame numbers, starting at T
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> (n,) raw scores
+    maps: np.ndarray | None = None  # (n, H, W) float16 full anomaly maps at model resolution
+
+
+class Scorer:
+    """Scores windows with a loaded run. ``variants`` picks what to keep (all are computed in one pass)."""
+
+    def __init__(self, run: LoadedRun, batch_size: int = 16, device: str | torch.device = "cpu"):
+        self.run = run
+        self.cfg = run.config
+        self.device = torch.device(device)
+        self.G = run.generator.to(self.device).eval()
+        self.D = run.discriminator.to(self.device).eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, which: str = "best", **kw) -> Scorer:
+        return cls(load_run(run_dir, which=which), **kw)
+
+    @property
+    def T(self) -> int:
+        return self.cfg.data.T
+
+    def frames(self, source: FrameSource, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        return source.frames(self.cfg.data.size, self.cfg.data.channels, start=start, stop=stop)
+
+    @torch.no_grad()
+    def score_windows(
+        self, past: np.ndarray, target: np.ndarray
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """past uint8 (B, T, H, W, C), target uint8 (B, H, W, C) -> (variant -> (B,), maps (B, H, W))."""
+        x = to_model(past).to(self.device)  # (B, T, C, H, W)
+        y = to_model(target).to(self.device)  # (B, C, H, W)
+        pred = self.G(x)
+        both = self.D(torch.cat([y, pred]))  # one D pass over real and predicted frames
+        b = y.shape[0]
+        d_real = type(both)(*(t[:b] for t in both))
+        d_fake = type(both)(*(t[b:] for t in both))
+        sb = score_batch(y, pred, d_real, d_fake, self.cfg.score)
+        scores = dict(sb.scores)
+        scores[COPY_LAST] = -psnr(y, x[:, -1])
+        return scores, sb.anomaly_map
+
+    def score_frames(
+        self, frames: Iterable[np.ndarray], name: str = "", keep_maps: bool = False, progress: bool = False
+    ) -> SourceScores:
+        """Score every frame after the first T of a frame stream (uint8 HxWxC at model size), once each."""
+        index: list[int] = []
+        parts: dict[str, list[np.ndarray]] = {}
+        maps: list[np.ndarray] = []
+        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+        def flush() -> None:
+            scores, amap = self.score_windows(
+                np.stack([b[1] for b in batch]), np.stack([b[2] for b in batch])
+            )
+            index.extend(b[0] for b in batch)
+            for k, v in scores.items():
+                parts.setdefault(k, []).append(v.float().cpu().numpy())
+            if keep_maps:
+                maps.append(amap.cpu().numpy().astype(np.float16))
+            batch.clear()
+
+        bar = tqdm(desc=f"scoring {name}".strip(), unit="frame", disable=not progress, leave=False)
+        for w in iter_windows(frames, self.T):
+            batch.append(w)
+            if len(batch) == self.batch_size:
+                flush()
+                bar.update(self.batch_size)
+        if batch:
+            bar.update(len(batch))
+            flush()
+        bar.close()
+        keys = (*VARIANTS, COPY_LAST)
+        return SourceScores(
+            name=name,
+            index=np.asarray(index, dtype=np.int64),
+            scores={k: np.concatenate(parts[k]) if parts else np.zeros(0, np.float32) for k in keys},
+            maps=np.concatenate(maps) if keep_maps and maps else None,
+        )
+
+    def score_source(
+        self, source: FrameSource, keep_maps: bool = False, progress: bool = False
+    ) -> SourceScores:
+        return self.score_frames(
+            self.frames(source), name=source.name, keep_maps=keep_maps, progress=progress
+        )
+
+
+def calibrate(
+    run_dir: str | os.PathLike,
+    quantile: float | None = None,
+    progress: bool = False,
+    scorer: Scorer | None = None,
+) -> dict:
+    """Fit the alarm threshold on the run's held-out normal validation clips and store it in the run.
+
+    The threshold is a quantile (``score.threshold_quantile``) of the raw ``score.variant`` scores of
+    normal frames, with their mean and standard deviation, so that live scores are comparable across
+    videos without test-set normalisation.
+    """
+    from stvad.data.layouts import open_dataset
+    from stvad.data.windows import split_train_val
+
+    run_dir = Path(run_dir)
+    scorer = scorer or Scorer.from_run(run_dir)
+    cfg = scorer.cfg
+    q = cfg.score.threshold_quantile if quantile is None else quantile
+    data_root = scorer.run.meta.get("data_root")
+    ds = open_dataset(data_root, layout=cfg.data.layout)
+    _, val_clips = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    normal = np.concatenate(
+        [
+            scorer.score_frames(scorer.frames(src, start, stop), name=src.name, progress=progress).scores[
+                cfg.score.variant
+            ]
+            for src, start, stop in val_clips
+        ]
+    )
+    cal = {
+        "variant": cfg.score.variant,
+        "quantile": q,
+        "threshold": float(np.quantile(normal, q)),
+        "normal_mean": float(normal.mean()),
+        "normal_std": float(normal.std()),
+        "normal_max": float(normal.max()),
+        "frames": int(normal.size),
+        "source": "held-out tail of each normal training video (data.val_fraction)",
+    }
+    atomic_write_json(run_dir / CALIBRATION_FILE, cal)
+    return cal
