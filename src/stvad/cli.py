@@ -39,16 +39,18 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 def _load_config(a: argparse.Namespace):
     from stvad.config import preset
 
-    return preset(a.preset).override(a.set or [])
+    return preset(a.preset or "cpu").override(a.set or [])
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from stvad.train import train
+    from stvad.train import run_config, train
 
+    # resuming without --preset continues with the run's own config (plus any --set, e.g. more steps)
+    resumed = a.resume and a.preset is None
     run = train(
         a.data,
         a.out,
-        _load_config(a),
+        run_config(a.out).override(a.set or []) if resumed else _load_config(a),
         resume=a.resume,
         devices=a.devices,
         strategy=a.strategy,
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data")
     train.add_argument("--out", required=True)
     config_args(train)
+    train.set_defaults(preset=None)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--devices", default="1")
     train.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")

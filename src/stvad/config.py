@@ -55,13 +55,14 @@ class TrainConfig:
     w_gradient: float = 1.0
     w_adv: float = 0.05  # weight of G's adversarial terms relative to L_recon (lambda = 1 / w_adv)
     adversarial: bool = True  # train with D at all (off = plain predictor)
-    cutmix: bool = True  # CutMix consistency regularisation of U-Net GAN
-    cutmix_aug: bool = True  # also train D_dec(mix) -> M and D_enc(mix) -> fake
+    cutmix: bool = True  # CutMix consistency loss L_cons of U-Net GAN
+    cutmix_aug: bool = True  # CutMix augmentation loss: D_dec(mix) -> M and D_enc(mix) -> fake
     w_cons: float = 1.0
     cutmix_warmup: int = 500  # steps over which the CutMix probability ramps from 0 to cutmix_prob
     cutmix_prob: float = 0.5
     val_every: int = 200  # steps between validations / checkpoints
     val_windows: int = 64  # held-out windows per validation
+    log_every: int = 10  # steps between rows of metrics.csv
     num_workers: int = 0
     precision: str = "32-true"
 

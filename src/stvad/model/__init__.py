@@ -1,0 +1,52 @@
+"""Generators and discriminators, built from the config (``cfg.model.arch``: "stgan" or "ffp")."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from stvad.config import Config
+from stvad.errors import StvadError
+from stvad.model.discriminator import DOutput, UNetDiscriminator
+from stvad.model.ffp import FFPGenerator, PatchDiscriminator
+from stvad.model.generator import Features, STGenerator, feature_windows
+
+ARCHS = ("stgan", "ffp")
+
+__all__ = [
+    "ARCHS",
+    "DOutput",
+    "Features",
+    "build_discriminator",
+    "build_generator",
+    "feature_windows",
+]
+
+
+def _check_arch(cfg: Config) -> None:
+    if cfg.model.arch not in ARCHS:
+        raise StvadError(f"unknown model.arch '{cfg.model.arch}' (choose from: {', '.join(ARCHS)})")
+
+
+def build_generator(cfg: Config) -> nn.Module:
+    _check_arch(cfg)
+    m = cfg.model
+    if m.arch == "ffp":
+        return FFPGenerator(cfg.data.channels, cfg.data.T, m.g_width, m.g_depth, m.g_spectral_norm)
+    return STGenerator(
+        cfg.data.channels,
+        m.g_width,
+        m.g_depth,
+        skip=m.g_skip,
+        attention=m.g_attention,
+        sn=m.g_spectral_norm,
+        lstm_kernel=m.lstm_kernel,
+        lstm_layers=m.lstm_layers,
+    )
+
+
+def build_discriminator(cfg: Config) -> nn.Module:
+    _check_arch(cfg)
+    m = cfg.model
+    if m.arch == "ffp":
+        return PatchDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_spectral_norm)
+    return UNetDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_attention, m.d_spectral_norm)

@@ -1,0 +1,71 @@
+"""The U-Net discriminator: Schönfeld, Schiele, Khoreva, "A U-Net Based Discriminator for GANs", CVPR 2020.
+
+    D_enc: stem (conv 1) -> [stride-2 conv (conv 2 = F2 at s=1), conv] x depth -> mean pool -> 1x1 -> logit
+    D_dec: [transposed conv x2, concat encoder skip, conv] x depth -> 1x1 -> per-pixel logit at frame size
+
+It judges one frame: the real next frame or the generator's prediction. Spectral normalisation is on every
+layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN / BigGAN. One SAGAN
+self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
+cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from stvad.model.generator import stage_widths
+from stvad.model.layers import SelfAttention, act, conv
+
+
+class DOutput(NamedTuple):
+    logit: torch.Tensor  # (B,) D_enc's global real/fake logit
+    pixel_logits: torch.Tensor  # (B, 1, H, W) D_dec's per-pixel logits
+    f2: torch.Tensor  # (B, C2, h, w) features after D_enc's second convolution
+
+
+class UNetDiscriminator(nn.Module):
+    def __init__(
+        self, channels: int = 1, width: int = 32, depth: int = 3, attention: bool = True, sn: bool = True
+    ):
+        super().__init__()
+        w = stage_widths(width, depth, cap=8)
+        self.depth = depth
+        self.attn_scale = max(depth - 1, 1)
+        self.stem = conv(channels, w[0], 3, sn=sn)
+        self.down = nn.ModuleList(
+            nn.ModuleList([conv(w[s], w[s + 1], 4, stride=2, sn=sn), conv(w[s + 1], w[s + 1], 3, sn=sn)])
+            for s in range(depth)
+        )
+        self.attn = SelfAttention(w[self.attn_scale], sn=sn) if attention else None
+        self.enc_head = conv(w[depth], 1, 1)
+        self.up = nn.ModuleList(
+            conv(w[s + 1], w[s], 4, stride=2, padding=1, sn=sn, transpose=True) for s in range(depth)
+        )
+        self.merge = nn.ModuleList(conv(2 * w[s], w[s], 3, sn=sn) for s in range(depth))
+        self.dec_head = conv(w[0], 1, 1)
+
+    def forward(self, y: torch.Tensor) -> DOutput:
+        """(B, C, H, W) frame in [-1, 1] -> DOutput(logit, pixel_logits, f2)."""
+        H, W = y.shape[-2:]
+        if H % 2**self.depth or W % 2**self.depth:
+            raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
+        e = act(self.stem(y))
+        skips = [e]
+        f2 = e
+        for s, (strided, refine) in enumerate(self.down, start=1):
+            e = act(strided(e))
+            if s == 1:
+                f2 = e  # (B, c_1, H/2, W/2)
+            e = act(refine(e))
+            if self.attn is not None and s == self.attn_scale:
+                e = self.attn(e)
+            skips.append(e)
+        logit = self.enc_head(e.mean(dim=(2, 3), keepdim=True)).flatten()  # (B,)
+        h = e
+        for s in reversed(range(self.depth)):
+            h = act(self.up[s](h))
+            h = act(self.merge[s](torch.cat([h, skips[s]], dim=1)))
+        return DOutput(logit, self.dec_head(h), f2)

@@ -1,0 +1,223 @@
+"""Training runs end to end on a tiny fake benchmark: run folder, reproducibility, resume, DDP, divergence,
+and checkpoint loading that refuses code."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import stvad.train as train_mod
+from stvad.checkpoint import load_run, read_checkpoint
+from stvad.config import preset
+from stvad.errors import StvadError
+from stvad.train import StepBatchSampler, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FFP layout, two normal training videos of a bright square walking right over a textured floor."""
+    root = tmp_path_factory.mktemp("bench")
+    rng = np.random.default_rng(0)
+    floor = rng.integers(30, 90, (40, 40), dtype=np.uint8)
+    for v in range(2):
+        folder = root / "training" / "frames" / f"{v + 1:02d}"
+        folder.mkdir(parents=True)
+        for t in range(20):
+            img = floor.copy()
+            x = (2 * t + 9 * v) % 30
+            img[12 + 8 * v : 20 + 8 * v, x : x + 8] = 230
+            assert cv2.imwrite(str(folder / f"{t:03d}.png"), img)
+    return root
+
+
+def tiny(**train_fields) -> object:
+    cfg = preset("tiny")
+    cfg.train.log_every = 1
+    cfg.data.val_fraction = 0.35  # 7 held-out frames per video: 3 validation windows each
+    for k, v in train_fields.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def run_tiny(data: Path, out: Path, cfg=None, **kw) -> Path:
+    return train(data, out, cfg if cfg is not None else tiny(), accelerator="cpu", progress=False, **kw)
+
+
+def losses(run: Path) -> list[tuple]:
+    with open(run / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("loss_g")]
+    return [(int(r["step"]), float(r["loss_g"]), float(r["loss_d"])) for r in rows]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_run_folder_checkpoints_and_load_run(bench: Path, tmp_path: Path) -> None:
+    run = run_tiny(bench, tmp_path / "run")
+    assert (run / "config.json").is_file()
+    assert (run / "metrics.csv").is_file()
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    cfg = tiny()
+    loaded = load_run(run, which="last")
+    assert loaded.config.to_dict() == cfg.to_dict()
+    assert loaded.meta["step"] == cfg.train.max_steps
+    assert loaded.meta["layout"] == "ffp"
+    assert loaded.meta["val"]["val_windows"] == cfg.train.val_windows
+    assert not loaded.generator.training and not loaded.discriminator.training
+    best = load_run(run)  # best = highest validation PSNR, from validations at steps 2 and 4
+    assert best.meta["best"]["step"] in (2, 4)
+    assert best.meta["best"]["val_psnr"] == pytest.approx(best.meta["val"]["val_psnr"])
+    x = torch.zeros(1, 4, 1, 32, 32)
+    with torch.no_grad():
+        assert loaded.generator(x).shape == (1, 1, 32, 32)
+        assert loaded.discriminator(loaded.generator(x)).pixel_logits.shape == (1, 1, 32, 32)
+    # training moved the weights away from their initial values
+    fresh = train_mod.GANModule(cfg)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(fresh.G.state_dict().values(), loaded.generator.state_dict().values())
+    )
+    rows = losses(run)
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(r[1]) and np.isfinite(r[2]) for r in rows)
+
+
+def test_same_seed_same_losses_and_interrupted_resume_same_weights(
+    bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = run_tiny(bench, tmp_path / "a")
+    b = run_tiny(bench, tmp_path / "b")
+    assert losses(a) == losses(b)
+
+    # interrupt run c during its third step (after the checkpoint of step 2), then resume it
+    original = train_mod.GANModule.training_step
+
+    def crash_at_step_3(self, batch, batch_idx):
+        if self.steps_done == 2:
+            raise RuntimeError("power cut")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(train_mod.GANModule, "training_step", crash_at_step_3)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_tiny(bench, tmp_path / "c")
+    assert read_checkpoint(tmp_path / "c" / "checkpoints" / "last.ckpt")["stvad"]["step"] == 2
+    monkeypatch.setattr(train_mod.GANModule, "training_step", original)
+    run_tiny(bench, tmp_path / "c", resume=True)
+
+    wa, wc = weights(a / "checkpoints" / "last.ckpt"), weights(tmp_path / "c" / "checkpoints" / "last.ckpt")
+    assert wa.keys() == wc.keys()
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert losses(tmp_path / "c") == losses(
+        a
+    )  # rows logged after the checkpoint were replaced, not duplicated
+
+
+def test_resume_can_extend_but_not_change_the_config(bench: Path, tmp_path: Path) -> None:
+    run = run_tiny(bench, tmp_path / "run", cfg=tiny(max_steps=2))
+    with pytest.raises(StvadError, match="already holds a run"):
+        run_tiny(bench, run)
+    with pytest.raises(StvadError, match="train.lr_g"):
+        run_tiny(bench, run, cfg=tiny(max_steps=4, lr_g=1.0), resume=True)
+    run_tiny(bench, run, cfg=tiny(max_steps=4), resume=True)
+    assert load_run(run, "last").meta["step"] == 4
+    with pytest.raises(StvadError, match="nothing to resume"):
+        run_tiny(bench, tmp_path / "empty", resume=True)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
+    bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = train_mod.recon_loss
+    calls = {"n": 0}
+
+    def nan_on_third_step(*args, **kwargs):
+        calls["n"] += 1
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_mod, "recon_loss", nan_on_third_step)
+    run = tmp_path / "run"
+    with pytest.raises(StvadError, match=r"G loss is nan at step 3 of 4.*step 2"):
+        run_tiny(bench, run)
+    loaded = load_run(run, which="last")
+    assert loaded.meta["step"] == 2
+    assert all(torch.isfinite(p).all() for p in loaded.generator.parameters())
+
+
+def test_load_run_refuses_a_checkpoint_that_would_run_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}, "stvad": Evil()}, path)
+    with pytest.raises(StvadError, match="refusing to load") as e:
+        load_run(tmp_path / "run")
+    assert e.value.path == str(path)
+    assert not marker.exists()
+
+
+def test_load_run_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(StvadError, match="run folder not found"):
+        load_run(tmp_path / "missing")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(StvadError, match="no best checkpoint"):
+        load_run(tmp_path / "run")
+    bad = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(StvadError, match="not a readable checkpoint"):
+        load_run(tmp_path / "run", "last")
+
+
+def test_step_batches_depend_only_on_seed_and_step() -> None:
+    whole = list(StepBatchSampler(10, 2, seed=3, start=0, stop=12))
+    assert len(whole) == 12
+    assert list(StepBatchSampler(10, 2, seed=3, start=5, stop=12)) == whole[5:]
+    assert sorted(i for b in whole[:5] for i in b) == list(range(10))  # one pass = a permutation
+    assert whole[:5] != whole[5:10]  # a fresh permutation per pass
+    # two ranks split each global batch of 2 x 2 without overlap
+    r0 = list(StepBatchSampler(10, 2, seed=3, start=0, stop=4, rank=0, world=2))
+    r1 = list(StepBatchSampler(10, 2, seed=3, start=0, stop=4, rank=1, world=2))
+    for b0, b1 in zip(r0, r1):
+        assert len(b0) == len(b1) == 2 and not set(b0) & set(b1)
+    with pytest.raises(StvadError, match="fewer than one batch"):
+        StepBatchSampler(3, 2, seed=0, start=0, stop=1, world=2)
+
+
+def test_two_steps_under_ddp_with_two_cpu_processes(bench: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    cmd = [
+        sys.executable, "-m", "stvad.cli", "train", str(bench), "--out", str(run), "--preset", "tiny",
+        "--set", "train.max_steps=2", "--set", "train.val_windows=3", "--set", "data.val_fraction=0.35",
+        "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = load_run(run, "last")
+    assert loaded.meta["world_size"] == 2
+    assert loaded.meta["step"] == 2
+    # 3 validation windows over 2 ranks: 2 + 1, counted once each (a padding sampler would count 4)
+    assert loaded.meta["val"]["val_windows"] == 3
