@@ -54,3 +54,23 @@ def write_video(path: Path, n: int, size: tuple[int, int] = (24, 32), fps: float
         writer.write(cv2.cvtColor(make_rgb(i, size), cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory) -> Path:
+    """The built-in synthetic benchmark at its ``small`` size (a few short videos), generated once."""
+    from stvad.data.synth import generate
+
+    return generate(tmp_path_factory.mktemp("synth") / "data", seed=0, size="small", progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_small, tmp_path_factory) -> Path:
+    """A run of the ``tiny`` preset trained for a few steps on ``synth_small``, trained once per session.
+
+    Tests must not modify it; copy it first (shutil.copytree) when a test writes into a run.
+    """
+    from stvad.config import preset
+    from stvad.train import train
+
+    return train(synth_small, tmp_path_factory.mktemp("runs") / "tiny", preset("tiny"))

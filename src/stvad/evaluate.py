@@ -93,6 +93,9 @@ def evaluate(
     if not ds.test:
         raise StvadError("no test videos found", ds.root)
     videos = ds.test
+    for v in videos:  # fail before the long scoring pass, not after it
+        if v.labels is None:
+            raise StvadError(f"test video {v.name} has no frame labels to evaluate against", v.source.path)
     want_maps = report_dir is not None or all(v.masks is not None for v in videos)
 
     scored = [scorer.score_source(v.source, keep_maps=want_maps, progress=progress) for v in videos]

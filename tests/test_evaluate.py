@@ -1,0 +1,102 @@
+"""stvad eval and calibration end to end on a tiny trained run (numbers here are not quality claims)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from stvad.cli import main
+from stvad.config import preset
+from stvad.data.layouts import open_dataset
+from stvad.evaluate import ROW_ORDER, evaluate
+from stvad.inference import COPY_LAST, Scorer, calibrate
+from stvad.scoring import VARIANTS
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run, synth_small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    res = evaluate(
+        tiny_run, synth_small, json_path=out / "eval.json", report_dir=out / "report", smoothing_sigma=2.0,
+        progress=False,
+    )
+    return res, out
+
+
+def test_every_frame_after_the_first_T_is_scored_once(evaluated, synth_small):
+    res, _ = evaluated
+    ds = open_dataset(synth_small)
+    T = preset("tiny").data.T
+    p = res["protocol"]
+    assert p["frames_dropped_per_video"] == T
+    assert p["scored_frames"] == sum(len(v.source) - T for v in ds.test)
+    assert p["anomalous_frames"] == sum(int(v.labels[T:].sum()) for v in ds.test)
+    assert p["layout"] == "ffp" and p["label_source"].endswith(".mat")
+
+
+def test_json_has_one_entry_per_variant_with_the_four_metrics(evaluated):
+    res, out = evaluated
+    saved = json.loads((out / "eval.json").read_text())
+    assert set(saved) == {"protocol", "results", "results_smoothed"}
+    assert list(saved["results"]) == [v for v in ROW_ORDER if v in saved["results"]]
+    assert set(saved["results"]) == {*VARIANTS, COPY_LAST}
+    for entry in saved["results"].values():
+        for key in ("auroc_micro", "auroc_macro", "aupr", "eer"):
+            assert 0.0 <= entry[key] <= 1.0
+        # global-max (eq. 6) rescales every frame by one number: the pooled AUROC cannot move
+        by = entry["by_normalisation"]
+        assert by["global-max"]["auroc_micro"] == pytest.approx(by["none"]["auroc_micro"])
+    assert 0.0 <= saved["results"]["full"]["pixel_auroc"] <= 1.0
+    assert saved["protocol"]["smoothed_sigma"] == 2.0
+
+
+def test_copy_last_row_is_the_previous_frame_floor(evaluated, tiny_run, synth_small):
+    """The copy-last row must equal -PSNR(frame t, frame t-1) computed independently."""
+    from stvad.metrics import auroc_micro
+
+    res, _ = evaluated
+    s = Scorer.from_run(tiny_run)
+    ds = open_dataset(synth_small)
+    scores, labels = [], []
+    for v in ds.test:
+        f = np.stack(list(s.frames(v.source))).astype(np.float64) / 255.0
+        mse = ((f[s.T :] - f[s.T - 1 : -1]) ** 2).reshape(len(f) - s.T, -1).mean(1)
+        scores.append(10 * np.log10(np.maximum(mse, 1e-10)))
+        labels.append(v.labels[s.T :])
+    want = auroc_micro(scores, labels)
+    assert res["results"][COPY_LAST]["by_normalisation"]["none"]["auroc_micro"] == pytest.approx(want, abs=1e-3)
+
+
+def test_report_page_exists_and_links_figures(evaluated):
+    res, out = evaluated
+    html = (out / "report" / "index.html").read_text()
+    assert "<table" in html and "full" in html
+    for name in ("roc", "top"):
+        assert any(name in p.name for p in (out / "report" / "figures").iterdir())
+
+
+def test_calibration_is_fitted_on_normal_clips(tiny_run, tmp_path):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    cal = calibrate(run, quantile=0.9)
+    saved = json.loads((run / "calibration.json").read_text())
+    assert saved == cal
+    assert cal["frames"] > 0 and cal["variant"] == "full"
+    assert cal["normal_mean"] <= cal["threshold"] <= cal["normal_max"]
+
+
+def test_cli_eval_prints_the_table(tiny_run, synth_small, tmp_path, capsys):
+    assert main(["eval", str(tiny_run), str(synth_small), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| variant |") and "| copy-last |" in out
+    assert (tmp_path / "e.json").exists()
+
+
+def test_cli_eval_without_labels_is_a_one_line_error(tiny_run, tmp_path, capsys):
+    from conftest import write_frames
+
+    for split in ("train", "test"):
+        write_frames(tmp_path / "own" / split / "clip", 12)
+    assert main(["eval", str(tiny_run), str(tmp_path / "own")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no frame labels" in err[0] and "clip" in err[0]
