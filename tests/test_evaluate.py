@@ -18,7 +18,11 @@ from stvad.scoring import VARIANTS
 def evaluated(tiny_run, synth_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     res = evaluate(
-        tiny_run, synth_small, json_path=out / "eval.json", report_dir=out / "report", smoothing_sigma=2.0,
+        tiny_run,
+        synth_small,
+        json_path=out / "eval.json",
+        report_dir=out / "report",
+        smoothing_sigma=2.0,
         progress=False,
     )
     return res, out
@@ -65,7 +69,8 @@ def test_copy_last_row_is_the_previous_frame_floor(evaluated, tiny_run, synth_sm
         scores.append(10 * np.log10(np.maximum(mse, 1e-10)))
         labels.append(v.labels[s.T :])
     want = auroc_micro(scores, labels)
-    assert res["results"][COPY_LAST]["by_normalisation"]["none"]["auroc_micro"] == pytest.approx(want, abs=1e-3)
+    got = res["results"][COPY_LAST]["by_normalisation"]["none"]["auroc_micro"]
+    assert got == pytest.approx(want, abs=1e-3)
 
 
 def test_report_page_exists_and_links_figures(evaluated):
