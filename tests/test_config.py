@@ -16,7 +16,13 @@ def test_presets_round_trip_through_json():
 
 def test_set_coerces_types():
     cfg = preset("cpu").override(
-        ["train.lr_g=2e-4", "data.size=96x80", "model.g_skip=false", "train.betas_d=0.5,0.99", "data.layout=ffp"]
+        [
+            "train.lr_g=2e-4",
+            "data.size=96x80",
+            "model.g_skip=false",
+            "train.betas_d=0.5,0.99",
+            "data.layout=ffp",
+        ]
     )
     assert cfg.train.lr_g == 2e-4
     assert cfg.data.size == (96, 80)
