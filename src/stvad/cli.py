@@ -83,6 +83,48 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score(a: argparse.Namespace) -> int:
+    from stvad.api import score_to_files
+
+    for files in score_to_files(
+        a.run, a.inputs, a.out, maps=a.maps, video=a.video, backend=a.backend, device=a.device
+    ):
+        print("wrote " + ", ".join(files.values()))
+    return 0
+
+
+def _cmd_watch(a: argparse.Namespace) -> int:
+    from stvad.stream import watch
+
+    summary = watch(
+        a.run,
+        a.source,
+        events=a.events,
+        backend=a.backend,
+        max_frames=a.max_frames,
+        loop=a.loop,
+        threshold=a.threshold,
+        device=a.device,
+    )
+    print(
+        f"watched {summary['frames']} frames in {summary['seconds']} s ({summary['fps']} frames/s), "
+        f"{summary['events']} events above {summary['threshold']:.4g}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from stvad.export import export
+
+    r = export(a.run, a.format, a.out)
+    print(
+        f"wrote {r['path']} ({r['format']}); largest difference from PyTorch on a random window: "
+        f"score {r['max_abs_diff_score']:.2g}, map {r['max_abs_diff_map']:.2g}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stvad", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -133,6 +175,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", default="cpu")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
+
+    score = sub.add_parser("score", help="score video files or frame folders: CSV, JSON, maps, overlay video")
+    score.add_argument("run", help="a run folder (or, with --backend onnxruntime, an exported .onnx file)")
+    score.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or frame folders")
+    score.add_argument("--out", default="scores", help="output folder (default: scores)")
+    score.add_argument("--maps", action="store_true", help="also write the pixel maps (compressed .npz)")
+    score.add_argument(
+        "--video", nargs="?", const="avi", default=None, metavar="avi|mp4", help="overlay video"
+    )
+    score.add_argument("--backend", default="torch", help="torch | onnxruntime (needs `stvad export` first)")
+    score.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    score.set_defaults(func=_cmd_score)
+
+    watch = sub.add_parser("watch", help="score a video, camera or stream online; events as JSON lines")
+    watch.add_argument("run")
+    watch.add_argument("source", help="video file, frame folder, camera index or rtsp/http URL")
+    watch.add_argument("--events", default=None, metavar="FILE", help="append events (JSON lines) here too")
+    watch.add_argument("--backend", default="torch", help="torch | onnxruntime")
+    watch.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    watch.add_argument("--loop", action="store_true", help="play a file or folder again and again")
+    watch.add_argument("--threshold", type=float, default=None, help="instead of the run's calibrated one")
+    watch.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    watch.set_defaults(func=_cmd_watch)
+
+    exp = sub.add_parser("export", help="write the scorer as one ONNX or TorchScript graph")
+    exp.add_argument("run")
+    exp.add_argument("--format", default="onnx", help="onnx | torchscript")
+    exp.add_argument("--out", default=None, metavar="FILE", help="default: RUN/export/model.onnx (or .pt)")
+    exp.set_defaults(func=_cmd_export)
     return p
 
 

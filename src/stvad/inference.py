@@ -7,6 +7,7 @@ held-out *normal* clips (never on test labels).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from tqdm.auto import tqdm
 
 from stvad._io import atomic_write_json
 from stvad.checkpoint import LoadedRun, load_run
+from stvad.config import ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.data.windows import iter_windows
-from stvad.scoring import VARIANTS, psnr, score_batch
+from stvad.errors import StvadError
+from stvad.scoring import VARIANTS, ScoreBatch, psnr, score_batch
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 CALIBRATION_FILE = "calibration.json"
@@ -34,6 +37,18 @@ class SourceScores:
     index: np.ndarray  # (n,) int frame numbers, starting at T
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> (n,) raw scores
     maps: np.ndarray | None = None  # (n, H, W) float16 full anomaly maps at model resolution
+
+
+def judge(D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig) -> ScoreBatch:
+    """D's verdict on a window: every variant's score and the pixel map from one D pass over xi and G(x).
+
+    Shared by the plain scorer, the cached streaming scorer and the exported graph, so all three score alike.
+    """
+    both = D(torch.cat([target, pred]))  # one D pass over real and predicted frames
+    b = target.shape[0]
+    d_real = type(both)(*(t[:b] for t in both))
+    d_fake = type(both)(*(t[b:] for t in both))
+    return score_batch(target, pred, d_real, d_fake, cfg)
 
 
 class Scorer:
@@ -65,12 +80,7 @@ class Scorer:
         """past uint8 (B, T, H, W, C), target uint8 (B, H, W, C) -> (variant -> (B,), maps (B, H, W))."""
         x = to_model(past).to(self.device)  # (B, T, C, H, W)
         y = to_model(target).to(self.device)  # (B, C, H, W)
-        pred = self.G(x)
-        both = self.D(torch.cat([y, pred]))  # one D pass over real and predicted frames
-        b = y.shape[0]
-        d_real = type(both)(*(t[:b] for t in both))
-        d_fake = type(both)(*(t[b:] for t in both))
-        sb = score_batch(y, pred, d_real, d_fake, self.cfg.score)
+        sb = judge(self.D, y, self.G(x), self.cfg.score)
         scores = dict(sb.scores)
         scores[COPY_LAST] = -psnr(y, x[:, -1])
         return scores, sb.anomaly_map
@@ -162,4 +172,18 @@ def calibrate(
         "source": "held-out tail of each normal training video (data.val_fraction)",
     }
     atomic_write_json(run_dir / CALIBRATION_FILE, cal)
+    return cal
+
+
+def read_calibration(run_dir: str | os.PathLike) -> dict | None:
+    """The run's stored calibration (see :func:`calibrate`), or None when it has not been fitted yet."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        cal = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise StvadError(f"unreadable calibration ({e})", path) from e
+    if not isinstance(cal, dict) or not isinstance(cal.get("threshold"), (int, float)):
+        raise StvadError("calibration has no numeric 'threshold'", path)
     return cal

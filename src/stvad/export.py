@@ -1,0 +1,213 @@
+"""``stvad export``: the trained scorer as one graph, for ONNX Runtime or TorchScript.
+
+The graph takes a window, ``past`` (1, T, C, H, W) and ``target`` (1, C, H, W), frames in [-1, 1], and
+returns the frame score of the configured variant (1,) and the pixel map (1, H, W): G's prediction, D's
+pass and equations 4-5 (:func:`stvad.inference.judge`), exactly as the PyTorch scorer computes them.
+
+The batch is fixed at 1: PyTorch's TorchScript-based ONNX exporter (the only one usable without the
+optional ``onnxscript`` package) freezes the batch size that the generator reads from its input shape.
+Spectral normalisation is folded into the weights first (its eval-mode weights are constants), because
+the power-iteration code it would otherwise trace has no ONNX operator.
+
+The ONNX file carries the run's config and calibration as metadata, so it scores on its own:
+``stvad score model.onnx VIDEO --backend onnxruntime``. onnx and onnxruntime are the optional extra
+``stvad[export]``; they are imported only here, when needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from stvad.checkpoint import load_run
+from stvad.config import Config
+from stvad.errors import StvadError
+from stvad.inference import judge, read_calibration
+from stvad.model import Features
+from stvad.stream import WindowEngine, run_folder
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_DIR = "export"
+ONNX_FILE = "model.onnx"
+OPSET = 17
+
+
+def _require(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise StvadError(
+            f"{module} is not installed: it is part of the optional extra, pip install 'stvad[export]'"
+        ) from e
+
+
+class WindowScore(nn.Module):
+    """One window -> (frame score of ``cfg.score.variant`` (B,), pixel map (B, H, W))."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config):
+        super().__init__()
+        self.G, self.D, self.cfg = G, D, cfg
+
+    def forward(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sb = judge(self.D, target, self.G(past), self.cfg.score)
+        return sb.scores[self.cfg.score.variant], sb.anomaly_map
+
+
+def fold_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every parametrized weight by its current (eval-mode) value, in place."""
+    with torch.no_grad():
+        for m in list(module.modules()):
+            for name in list(getattr(m, "parametrizations", {}) or {}):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return module
+
+
+def window_score(run_dir: str | os.PathLike, which: str = "best") -> WindowScore:
+    """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules)."""
+    run = load_run(run_dir, which=which)
+    return fold_spectral_norm(WindowScore(run.generator, run.discriminator, run.config).eval())
+
+
+def example_window(cfg: Config, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random window of the run's shape: past (1, T, C, H, W), target (1, C, H, W), in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    (h, w), c = cfg.data.size, cfg.data.channels
+    return torch.rand(1, cfg.data.T, c, h, w, generator=g) * 2 - 1, torch.rand(
+        1, c, h, w, generator=g
+    ) * 2 - 1
+
+
+def export(
+    run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None, which: str = "best"
+) -> dict:
+    """Write RUN's scorer as ONNX or TorchScript and check it against PyTorch on a random window.
+
+    Returns the path, the format and the largest absolute differences of score and map from PyTorch.
+    """
+    if fmt not in FORMATS:
+        raise StvadError(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_folder(run_dir) / EXPORT_DIR / f"model{FORMATS[fmt]}"
+    model = window_score(run_dir, which)
+    cfg = model.cfg
+    past, target = example_window(cfg)
+    with torch.no_grad():
+        want_score, want_map = model(past, target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "onnx":
+            got_score, got_map = _export_onnx(model, past, target, tmp, run_dir)
+        else:
+            got_score, got_map = _export_torchscript(model, past, target, tmp)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise StvadError(f"cannot write ({e.strerror or e})", out) from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {
+        "path": str(out),
+        "format": fmt,
+        "max_abs_diff_score": float((got_score - want_score).abs().max()),
+        "max_abs_diff_map": float((got_map - want_map).abs().max()),
+    }
+
+
+def _export_onnx(
+    model: WindowScore, past: torch.Tensor, target: torch.Tensor, path: Path, run_dir: Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    onnx = _require("onnx")
+    _require("onnxruntime")
+    with warnings.catch_warnings():
+        # the tracer warns about the shape checks in the model code; the shapes are fixed here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (past, target),
+            str(path),
+            dynamo=False,
+            input_names=["past", "target"],
+            output_names=["score", "map"],
+            opset_version=OPSET,
+        )
+    proto = onnx.load(str(path))
+    meta = {"stvad_config": json.dumps(model.cfg.to_dict())}
+    if run_dir.is_dir() and (cal := read_calibration(run_dir)) is not None:
+        meta["stvad_calibration"] = json.dumps(cal)
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    engine = OnnxEngine(path)
+    return engine.run(past, target)
+
+
+def _export_torchscript(
+    model: WindowScore, past: torch.Tensor, target: torch.Tensor, path: Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (past, target), check_trace=False)
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path))
+    with torch.no_grad():
+        return loaded(past, target)
+
+
+def onnx_path(run: str | os.PathLike) -> Path:
+    """RUN's exported ONNX file: RUN itself when it is one, else RUN/export/model.onnx."""
+    path = Path(run)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise StvadError("ONNX file not found", path)
+        return path
+    path = run_folder(path) / EXPORT_DIR / ONNX_FILE
+    if not path.is_file():
+        raise StvadError(f"no exported model; run `stvad export {run} --format onnx` first", path)
+    return path
+
+
+class OnnxEngine(WindowEngine):
+    """The exported graph in ONNX Runtime; it needs no PyTorch model code or checkpoint.
+
+    The graph takes whole windows, so each frame is kept (not its features) and re-read by its T windows.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        ort = _require("onnxruntime")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+            raise StvadError(f"cannot load the ONNX model ({e})", path) from e
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "stvad_config" not in meta:
+            raise StvadError("not an stvad export (no stvad_config metadata)", path)
+        super().__init__(Config.from_dict(json.loads(meta["stvad_config"]), source=str(path)))
+        self.calibration = json.loads(meta["stvad_calibration"]) if "stvad_calibration" in meta else None
+
+    @classmethod
+    def from_run(cls, run: str | os.PathLike) -> OnnxEngine:
+        return cls(onnx_path(run))
+
+    def run(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One window through the graph: past (1, T, C, H, W), target (1, C, H, W) -> score (1,), map."""
+        score, amap = self.session.run(
+            None, {"past": past.contiguous().numpy(), "target": target.contiguous().numpy()}
+        )
+        return torch.from_numpy(score), torch.from_numpy(amap)
+
+    def encode_frames(self, x: torch.Tensor) -> Features:
+        return (x,)
+
+    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        past = windows[0]  # (M, T, C, H, W)
+        results = [self.run(past[i : i + 1], target[i : i + 1]) for i in range(len(target))]
+        return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])

@@ -1,0 +1,443 @@
+"""Online scoring for live footage (``stvad watch``): each frame encoded once, events as JSON lines.
+
+The plain scorer (:class:`stvad.inference.Scorer`) runs G on whole windows, so every frame goes through
+G's per-frame encoder T times. Here a frame is encoded once (``G.encode_frames``) and its features are kept
+in a ring of the last T feature sets that every window containing the frame reuses; only the ConvLSTM, the
+decoder and D run per window. The scores equal the plain path up to float rounding (tests/test_stream.py).
+
+Memory stays flat however long a stream runs: the ring holds T feature sets, the event tracker at most one
+open event, and nothing else accumulates. A live camera or network stream that drops is reopened with
+exponential back-off, each attempt reported; a file or frame folder simply ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+import torch
+
+from stvad.checkpoint import LoadedRun, load_run
+from stvad.config import Config
+from stvad.data.sources import open_source, resize_frame, to_model
+from stvad.errors import StvadError
+from stvad.inference import judge, read_calibration
+from stvad.model import Features, feature_windows
+from stvad.scoring import VARIANTS
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+class WindowEngine:
+    """Scores a stream of frames window by window; subclasses say how frames are encoded and judged.
+
+    ``push`` takes the next frames and returns the scores of those that complete a window. The engine keeps
+    the per-frame states (features, or the frames themselves) of the last T frames and nothing more.
+    """
+
+    calibration: dict | None = None  # the run's fitted threshold and normal-score statistics, when known
+
+    def __init__(self, cfg: Config, device: str | torch.device = "cpu"):
+        if cfg.score.variant not in VARIANTS:
+            raise StvadError(f"score.variant must be one of {', '.join(VARIANTS)}, got '{cfg.score.variant}'")
+        self.cfg = cfg
+        self.T = cfg.data.T
+        self.variant = cfg.score.variant
+        self.device = torch.device(device)
+        self._ring: Features | None = None
+
+    def encode_frames(self, x: torch.Tensor) -> Features:
+        """(N, C, H, W) frames in [-1, 1] -> per-frame states, one (N, ...) tensor per entry."""
+        raise NotImplementedError
+
+    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """States stacked over M windows, (M, T, ...) each, and the targets -> scores (M,), maps (M, H, W)."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the past (after a break in the stream): the next T frames only refill the ring."""
+        self._ring = None
+
+    @torch.no_grad()
+    def push(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) and maps (M, H, W).
+
+        The results belong to the last M of the N frames: those with T frames before them since the last
+        reset (M = N once the ring is full).
+        """
+        x = to_model(np.asarray(frames)).to(self.device)  # (N, C, H, W)
+        state = self.encode_frames(x)
+        if self._ring is not None:
+            state = tuple(torch.cat([r, s]) for r, s in zip(self._ring, state))
+        # a copy, so the chunk's tensors are freed and the ring never holds more than T frames
+        self._ring = tuple(s[-self.T :].clone() for s in state)
+        m = state[0].shape[0] - self.T
+        if m <= 0:
+            return np.zeros(0, np.float32), np.zeros((0, *x.shape[-2:]), np.float32)
+        score, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
+        return score.float().cpu().numpy(), amap.float().cpu().numpy()
+
+
+class TorchEngine(WindowEngine):
+    """The trained G and D in PyTorch; each frame goes through G's encoder once."""
+
+    def __init__(self, run: LoadedRun, device: str | torch.device = "cpu"):
+        super().__init__(run.config, device)
+        self.G = run.generator.to(self.device).eval()
+        self.D = run.discriminator.to(self.device).eval()
+
+    def encode_frames(self, x: torch.Tensor) -> Features:
+        return self.G.encode_frames(x)
+
+    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sb = judge(self.D, target, self.G.predict_from_features(windows), self.cfg.score)
+        return sb.scores[self.variant], sb.anomaly_map
+
+
+def run_folder(run: str | os.PathLike) -> Path:
+    """The run folder of RUN, which may also name one of its checkpoint files."""
+    path = Path(run)
+    return path.parent.parent if path.suffix == ".ckpt" else path
+
+
+def load_engine(
+    run: str | os.PathLike, backend: str = "torch", device: str | torch.device = "cpu", which: str = "best"
+) -> WindowEngine:
+    """A scoring engine for RUN (a run folder, a checkpoint, or for onnxruntime an exported .onnx file)."""
+    if backend == "torch":
+        engine: WindowEngine = TorchEngine(load_run(run, which=which), device)
+    elif backend == "onnxruntime":
+        from stvad.export import OnnxEngine
+
+        engine = OnnxEngine.from_run(run)
+    else:
+        raise StvadError(f"unknown backend '{backend}' (choose from: {', '.join(BACKENDS)})")
+    if Path(run).suffix != ".onnx":
+        engine.calibration = read_calibration(run_folder(run)) or engine.calibration
+    return engine
+
+
+def score_frames(
+    engine: WindowEngine, frames: Iterable[np.ndarray], keep_maps: bool = False, chunk: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Score a finite stream of model-size frames from a fresh start.
+
+    Returns (frame numbers (n,), scores (n,), maps (n, H, W) float16 or None, frames read).
+    """
+    engine.reset()
+    index: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    maps: list[np.ndarray] = []
+    batch: list[np.ndarray] = []
+    seen = 0
+
+    def flush() -> None:
+        score, amap = engine.push(np.stack(batch))
+        index.append(np.arange(seen - len(score), seen))
+        scores.append(score)
+        if keep_maps:
+            maps.append(amap.astype(np.float16))
+        batch.clear()
+
+    for frame in frames:
+        batch.append(frame)
+        seen += 1
+        if len(batch) == chunk:
+            flush()
+    if batch:
+        flush()
+    h, w = engine.cfg.data.size
+    return (
+        np.concatenate(index) if index else np.zeros(0, np.int64),
+        np.concatenate(scores).astype(np.float64) if scores else np.zeros(0),
+        (np.concatenate(maps) if maps else np.zeros((0, h, w), np.float16)) if keep_maps else None,
+        seen,
+    )
+
+
+# ---------------------------------------------------------------- events
+
+
+def anomaly_box(amap: np.ndarray, fraction: float = 0.5) -> tuple[int, int, int, int] | None:
+    """Box (x0, y0, x1, y1), ends exclusive, of the connected region around the map's peak that is at least
+    ``fraction`` of the peak. None for a map without a positive value."""
+    peak = float(amap.max())
+    if not peak > 0:
+        return None
+    mask = (amap >= fraction * peak).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    y, x = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    x0, y0, w, h = (int(v) for v in stats[labels[y, x], :4])
+    return x0, y0, x0 + w, y0 + h
+
+
+def _scale_box(box: tuple[int, int, int, int], src: tuple[int, int], dst: tuple[int, int]) -> list[int]:
+    """A box on a (h, w) map -> the same box in pixels of a (H, W) frame, grown outwards to whole pixels."""
+    sy, sx = dst[0] / src[0], dst[1] / src[1]
+    x0, y0, x1, y1 = box
+    return [
+        int(np.floor(x0 * sx)),
+        int(np.floor(y0 * sy)),
+        min(int(np.ceil(x1 * sx)), dst[1]),
+        min(int(np.ceil(y1 * sy)), dst[0]),
+    ]
+
+
+def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+    if a is None or b is None:
+        return a or b
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+
+class EventTracker:
+    """Turns per-frame scores into events: runs of consecutive frames scoring above the threshold.
+
+    An event records its first and last frame and time, the peak score and its frame, the box of the
+    anomalous region at the peak (``peak_box``) and the union of the per-frame boxes (``box``), in pixels of
+    the native frame. Boxes come from each frame's map thresholded at ``box_fraction`` of its maximum.
+    """
+
+    def __init__(self, threshold: float, source: str = "", clock: str = "video", box_fraction: float = 0.5):
+        self.threshold = float(threshold)
+        self.source = source
+        self.clock = clock
+        self.box_fraction = box_fraction
+        self.count = 0
+        self._open: dict[str, Any] | None = None
+
+    def update(
+        self, index: int, t: float | None, score: float, amap: np.ndarray, frame_size: tuple[int, int]
+    ) -> dict | None:
+        """Feed one scored frame; returns the event that this frame ends, if any."""
+        if score <= self.threshold:
+            return self.close()
+        box = anomaly_box(amap, self.box_fraction)
+        box = None if box is None else _scale_box(box, amap.shape, frame_size)
+        ev = self._open
+        if ev is None:
+            self.count += 1
+            ev = self._open = {
+                "type": "anomaly",
+                "event": self.count,
+                "source": self.source,
+                "start_frame": index,
+                "start_time": t,
+                "peak_score": -np.inf,
+                "box": None,
+            }
+        ev.update(end_frame=index, end_time=t)
+        ev["box"] = _union(ev["box"], box)
+        if score > ev["peak_score"]:
+            ev.update(peak_frame=index, peak_time=t, peak_score=float(score), peak_box=box)
+        return None
+
+    def close(self) -> dict | None:
+        """End the open event, if any, and return it as a finished record."""
+        ev, self._open = self._open, None
+        if ev is None:
+            return None
+        ev["frames"] = ev["end_frame"] - ev["start_frame"] + 1
+        ev.update(threshold=self.threshold, clock=self.clock)
+        for key in ("start_time", "end_time", "peak_time"):
+            if ev[key] is not None:
+                ev[key] = round(ev[key], 3)
+        return ev
+
+
+class EventLog:
+    """JSON lines: each record echoed (stdout by default) and appended to ``path``, one whole line per write.
+
+    A log that grows while a camera runs cannot be replaced atomically at the end; instead each line is
+    written in one call, flushed and synced, so a crash loses at most the line being written.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, echo: Callable[[str], None] | None = print):
+        self.path = None if path is None else Path(path)
+        self.echo = echo
+        self._file: IO[str] | None = None
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            except OSError as e:
+                raise StvadError(f"cannot write events ({e.strerror or e})", self.path) from e
+
+    def write(self, record: dict) -> None:
+        line = json.dumps(record)
+        if self.echo is not None:
+            self.echo(line)
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- sources that come back
+
+
+@dataclass
+class Backoff:
+    """Reconnection delays: ``initial * 2**(attempt - 1)`` seconds, at most ``maximum``, ``retries`` tries."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    retries: int = 10
+
+    def delay(self, attempt: int) -> float:
+        return min(self.initial * 2 ** (attempt - 1), self.maximum)
+
+
+class Follow:
+    """Native frames of a source as they arrive, as ``(frame, fresh)``; ``fresh`` marks a restart.
+
+    A file or frame folder ends at its end, or plays again from the start with ``loop`` (a continuous
+    stream: the windows run on across the seam). A live camera or URL that stops delivering frames is
+    reopened after ``backoff`` delays, each attempt passed to ``report``; the first frame after a
+    reconnection is ``fresh`` (the frames before the gap must not form a window with it). After
+    ``backoff.retries`` failed attempts in a row it raises StvadError.
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike | int,
+        loop: bool = False,
+        backoff: Backoff | None = None,
+        report: Callable[[dict], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.target = target
+        self.source = open_source(target)  # a bad path or URL fails here, at once, without retries
+        self.live = bool(getattr(self.source, "live", False))
+        self.loop = loop
+        self.backoff = backoff or Backoff()
+        self.report = report or (lambda record: None)
+        self.sleep = sleep or time.sleep
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, bool]]:
+        fresh, attempt = False, 0
+        while True:
+            reason, delivered = "the stream ended", False
+            try:
+                for frame in self.source:
+                    if attempt:
+                        self.report({"type": "reconnected", "source": self.source.path, "attempts": attempt})
+                        attempt = 0
+                    delivered = True
+                    yield frame, fresh
+                    fresh = False
+            except (StvadError, cv2.error) as e:
+                if not self.live:
+                    raise
+                reason = str(e)
+            if not self.live:
+                if self.loop and delivered:
+                    continue
+                return
+            while True:
+                attempt += 1
+                if attempt > self.backoff.retries:
+                    raise StvadError(
+                        f"stream lost: no frame after {self.backoff.retries} reconnections ({reason})",
+                        self.source.path,
+                    )
+                delay = self.backoff.delay(attempt)
+                self.report(
+                    {
+                        "type": "reconnect",
+                        "source": self.source.path,
+                        "attempt": attempt,
+                        "of": self.backoff.retries,
+                        "delay_s": delay,
+                        "reason": reason,
+                    }
+                )
+                self.sleep(delay)
+                try:
+                    self.source = open_source(self.target)
+                    break
+                except StvadError as e:
+                    reason = e.message
+            fresh = True
+
+
+def watch(
+    run: str | os.PathLike,
+    source: str | os.PathLike | int,
+    events: str | os.PathLike | None = None,
+    backend: str = "torch",
+    max_frames: int | None = None,
+    loop: bool = False,
+    threshold: float | None = None,
+    backoff: Backoff | None = None,
+    device: str = "cpu",
+    echo: Callable[[str], None] | None = print,
+    engine: WindowEngine | None = None,
+) -> dict:
+    """Score SOURCE online with RUN and write an event per run of frames above the threshold.
+
+    Events (and reconnection notices) are JSON lines, echoed and appended to ``events``. ``threshold``
+    defaults to the run's calibrated one. Returns a summary: frames read, events, seconds, frames per second.
+    """
+    engine = engine or load_engine(run, backend, device)
+    if threshold is None:
+        if engine.calibration is None:
+            raise StvadError(
+                "no threshold: the run has no calibration.json (fit one with stvad.inference.calibrate or "
+                "Detector.calibrate) and no --threshold was given",
+                run,
+            )
+        threshold = float(engine.calibration["threshold"])
+    if max_frames is not None and max_frames < 1:
+        raise StvadError(f"--max-frames must be at least 1, got {max_frames}")
+    size, channels = engine.cfg.data.size, engine.cfg.data.channels
+    with EventLog(events, echo) as log:
+        stream = Follow(source, loop=loop, backoff=backoff, report=log.write)
+        fps = getattr(stream.source, "fps", None)
+        clock = "video" if fps and not stream.live else "wall"
+        tracker = EventTracker(threshold, source=stream.source.name, clock=clock)
+        engine.reset()
+        n, start = 0, time.monotonic()
+        try:
+            for frame, fresh in stream:
+                if fresh:
+                    engine.reset()
+                    if (ev := tracker.close()) is not None:
+                        log.write(ev)
+                score, amap = engine.push(resize_frame(frame, size, channels)[None])
+                if score.size:
+                    t = n / fps if clock == "video" else time.monotonic() - start
+                    ev = tracker.update(n, t, float(score[0]), amap[0], frame.shape[:2])
+                    if ev is not None:
+                        log.write(ev)
+                n += 1
+                if max_frames is not None and n >= max_frames:
+                    break
+        finally:
+            if (ev := tracker.close()) is not None:
+                log.write(ev)
+        seconds = time.monotonic() - start
+    return {
+        "frames": n,
+        "events": tracker.count,
+        "seconds": round(seconds, 3),
+        "fps": round(n / seconds, 2) if seconds > 0 else None,
+        "threshold": threshold,
+    }

@@ -1,0 +1,242 @@
+"""Online scoring: the cached path equals the plain scorer, events find the anomaly, streams come back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from conftest import SQUARE_ANOMALY, SQUARE_SIZE, SQUARE_TEST_FRAMES, square_position
+from stvad.checkpoint import LoadedRun, load_run
+from stvad.cli import main
+from stvad.config import preset
+from stvad.data.layouts import open_dataset
+from stvad.data.sources import FrameSource
+from stvad.data.windows import iter_windows
+from stvad.errors import StvadError
+from stvad.inference import Scorer
+from stvad.model import build_discriminator, build_generator
+from stvad.scoring import VARIANTS
+from stvad.stream import Backoff, EventTracker, Follow, TorchEngine, anomaly_box, score_frames, watch
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+# Scores are float32 sums over every pixel (a few hundred for only-stn), where one rounding step is ~3e-5:
+# "equal within 1e-5" is relative for them; the per-pixel maps are compared absolutely.
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def plain_path(
+    run: LoadedRun, frames: list[np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Frame numbers, every variant's scores and float32 maps from Scorer.score_windows, window by window."""
+    scorer = Scorer(run, batch_size=8)
+    index, scores, maps = [], {v: [] for v in VARIANTS}, []
+    windows = list(iter_windows(frames, scorer.T))
+    for k in range(0, len(windows), 8):
+        batch = windows[k : k + 8]
+        s, m = scorer.score_windows(np.stack([w[1] for w in batch]), np.stack([w[2] for w in batch]))
+        index += [w[0] for w in batch]
+        for v in VARIANTS:
+            scores[v].append(s[v].numpy())
+        maps.append(m.numpy())
+    return np.array(index), {v: np.concatenate(s) for v, s in scores.items()}, np.concatenate(maps)
+
+
+def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):
+    run = load_run(tiny_run)
+    video = open_dataset(synth_small).test[0]
+    frames = list(video.source.frames(run.config.data.size, run.config.data.channels))
+    index, want, want_maps = plain_path(run, frames)
+    engine = TorchEngine(run)
+    for chunk in (1, 7):
+        for variant in VARIANTS:
+            engine.variant = variant
+            got_index, got, got_maps, n = score_frames(engine, frames, keep_maps=False, chunk=chunk)
+            assert n == len(frames)
+            np.testing.assert_array_equal(got_index, index)
+            np.testing.assert_allclose(
+                got, want[variant], rtol=RTOL, atol=ATOL, err_msg=f"{variant}, chunk {chunk}"
+            )
+    engine.variant = run.config.score.variant
+    engine.reset()
+    for i, frame in enumerate(frames):  # one frame at a time, as `stvad watch` feeds it
+        score, amap = engine.push(frame[None])
+        if i < engine.T:
+            assert score.size == 0
+        else:
+            np.testing.assert_allclose(amap[0], want_maps[i - engine.T], rtol=0, atol=ATOL)
+            np.testing.assert_allclose(score[0], want[engine.variant][i - engine.T], rtol=RTOL, atol=ATOL)
+    assert all(s.shape[0] == engine.T for s in engine._ring)  # the ring holds T frames, however many passed
+
+
+def test_cached_stream_equals_plain_scorer_for_the_ffp_baseline(synth_small):
+    """The baseline's encode_frames is the identity; the cached path must still score it exactly."""
+    cfg = preset("tiny")
+    cfg.model.arch = "ffp"
+    run = LoadedRun(cfg, build_generator(cfg).eval(), build_discriminator(cfg).eval(), {})
+    frames = list(open_dataset(synth_small).test[1].source.frames(cfg.data.size, cfg.data.channels))[:30]
+    index, want, _ = plain_path(run, frames)
+    got_index, got, _, _ = score_frames(TorchEngine(run), frames, chunk=4)
+    np.testing.assert_array_equal(got_index, index)
+    np.testing.assert_allclose(got, want[cfg.score.variant], rtol=RTOL, atol=ATOL)
+
+
+def test_anomaly_box_is_the_region_around_the_peak():
+    amap = np.zeros((32, 32), np.float32)
+    amap[5:9, 10:16] = 1.0
+    amap[7, 12] = 2.0
+    amap[20:30, 20:30] = 0.9  # a separate region below half the peak: not part of the box
+    assert anomaly_box(amap) == (10, 5, 16, 9)
+    assert anomaly_box(np.zeros((4, 4))) is None
+
+
+def test_event_tracker_groups_frames_and_scales_boxes():
+    tracker = EventTracker(threshold=1.0, source="cam")
+    amap = np.zeros((8, 8), np.float32)
+    amap[2:4, 2:4] = 1.0
+    out = [tracker.update(i, i / 10, s, amap, (80, 80)) for i, s in enumerate([0.5, 2.0, 3.0, 0.9, 0.2])]
+    assert out[:3] == [None, None, None] and out[4] is None
+    ev = out[3]
+    assert (ev["start_frame"], ev["end_frame"], ev["frames"], ev["peak_frame"]) == (1, 2, 2, 2)
+    assert ev["peak_score"] == 3.0 and ev["start_time"] == 0.1 and ev["end_time"] == 0.2
+    assert ev["box"] == ev["peak_box"] == [20, 20, 40, 40]  # map cells 2..3 of 8 -> pixels 20..39 of 80
+    assert tracker.close() is None
+
+
+def test_events_on_a_synthetic_video_overlap_its_labelled_anomaly(square_run, square_data, tmp_path):
+    events = tmp_path / "events.jsonl"
+    summary = watch(square_run, square_data / "t.avi", events=events, echo=None)
+    assert summary["frames"] == SQUARE_TEST_FRAMES
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert records and all(r["type"] == "anomaly" for r in records)
+    start, stop = SQUARE_ANOMALY
+    assert any(r["start_frame"] < stop and r["end_frame"] >= start for r in records)
+    strongest = max(records, key=lambda r: r["peak_score"])
+    assert start <= strongest["peak_frame"] < stop
+    flagged = sum(r["frames"] for r in records)
+    inside = sum(max(0, min(r["end_frame"] + 1, stop) - max(r["start_frame"], start)) for r in records)
+    assert inside >= 0.8 * flagged, records  # most flagged frames are labelled anomalous
+    # the box (in the video's 64x64 pixels) meets the square at the peak frame
+    x0, y0, x1, y1 = strongest["peak_box"]
+    sx = 2 * square_position(strongest["peak_frame"])
+    assert x0 < sx + 16 and x1 > sx and y0 < 24 and y1 > 8
+    assert strongest["start_time"] == pytest.approx(strongest["start_frame"] / 10, abs=1e-3)
+
+
+def test_watch_on_a_file_ends_cleanly(square_run, square_data, tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    assert main(["watch", str(square_run), str(square_data / "t.avi"), "--events", str(events)]) == 0
+    out, err = capsys.readouterr()
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert printed == [json.loads(line) for line in events.read_text().splitlines()]
+    assert f"watched {SQUARE_TEST_FRAMES} frames" in err
+    assert main(["watch", str(square_run), str(square_data / "test" / "t"), "--max-frames", "10"]) == 0
+    assert "watched 10 frames" in capsys.readouterr().err
+    assert main(["watch", str(square_run), str(square_data / "t.avi"), "--loop", "--max-frames", "200"]) == 0
+    assert "watched 200 frames" in capsys.readouterr().err
+
+
+def test_watch_without_a_threshold_is_a_clear_error(square_run, square_data, tmp_path, capsys):
+    run = shutil.copytree(square_run, tmp_path / "run")
+    (run / "calibration.json").unlink()
+    assert main(["watch", str(run), str(square_data / "t.avi")]) == 2
+    assert "no threshold" in capsys.readouterr().err
+
+
+URL = "rtsp://camera.invalid/stream"
+
+
+class FakeStream(FrameSource):
+    """A network stream that delivers ``n`` frames and then drops."""
+
+    live = True
+
+    def __init__(self, n: int, size: int = SQUARE_SIZE):
+        self.n, self.size = n, size
+        self.name, self.path = "fake", URL
+
+    def __len__(self) -> int:
+        raise StvadError("length unknown", self.path)
+
+    def iter_range(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        for i in range(self.n):
+            yield np.full((self.size, self.size, 3), (40 + 9 * i) % 256, np.uint8)
+
+    def read(self, i: int) -> np.ndarray:
+        raise StvadError("no random access", self.path)
+
+
+def scripted_open(script: list):
+    """open_source replacement: each call takes the next entry, a source to return or an error to raise."""
+    calls = iter(script)
+
+    def open_source(target):
+        step = next(calls, StvadError("unreachable", str(target)))
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    return open_source
+
+
+def test_dropped_stream_reconnects_with_bounded_backoff(monkeypatch):
+    script = [
+        FakeStream(6),
+        StvadError("connection refused"),
+        StvadError("connection refused"),
+        FakeStream(5),
+    ]
+    monkeypatch.setattr("stvad.stream.open_source", scripted_open(script))
+    reports, sleeps = [], []
+    backoff = Backoff(initial=0.5, maximum=1.5, retries=4)
+    follow = Follow(
+        "rtsp://camera.invalid/stream", backoff=backoff, report=reports.append, sleep=sleeps.append
+    )
+    frames, fresh = [], []
+    with pytest.raises(StvadError, match="stream lost: no frame after 4 reconnections"):
+        for frame, is_fresh in follow:
+            frames.append(frame)
+            fresh.append(is_fresh)
+    assert len(frames) == 11
+    assert [i for i, f in enumerate(fresh) if f] == [6]  # the first frame after the gap starts afresh
+    kinds = [r["type"] for r in reports]
+    assert kinds == ["reconnect"] * 3 + ["reconnected"] + ["reconnect"] * 4
+    assert [r["attempt"] for r in reports if r["type"] == "reconnect"] == [1, 2, 3, 1, 2, 3, 4]
+    assert sleeps == [0.5, 1.0, 1.5, 0.5, 1.0, 1.5, 1.5]  # doubling, capped at the maximum, reset on success
+    assert reports[1]["reason"] == "connection refused"
+    assert reports[3]["attempts"] == 3
+
+
+def test_watch_reports_reconnections_and_gives_up(monkeypatch, square_run, tmp_path):
+    monkeypatch.setattr("stvad.stream.open_source", scripted_open([FakeStream(12), FakeStream(12)]))
+    monkeypatch.setattr("stvad.stream.time.sleep", lambda s: None)
+    events = tmp_path / "events.jsonl"
+    with pytest.raises(StvadError, match="stream lost"):
+        watch(
+            square_run,
+            "rtsp://camera.invalid/stream",
+            events=events,
+            backoff=Backoff(0.01, 0.02, 2),
+            echo=None,
+        )
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["attempt"] for r in records if r["type"] == "reconnect"] == [1, 1, 2]
+    assert [r["delay_s"] for r in records if r["type"] == "reconnect"] == [0.01, 0.01, 0.02]
+    assert sum(r["type"] == "reconnected" for r in records) == 1
+
+
+def test_a_file_that_fails_to_decode_is_an_error_not_a_reconnect(monkeypatch):
+    class Broken(FakeStream):
+        live = False
+
+        def iter_range(self, start=0, stop=None):
+            yield np.zeros((8, 8, 3), np.uint8)
+            raise StvadError("frame 1 of 9 could not be decoded", "clip.avi")
+
+    monkeypatch.setattr("stvad.stream.open_source", scripted_open([Broken(1)]))
+    with pytest.raises(StvadError, match="could not be decoded"):
+        list(Follow("clip.avi"))
