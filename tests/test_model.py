@@ -158,6 +158,15 @@ def test_generator_uses_every_past_frame_through_the_convlstm() -> None:
         assert not torch.allclose(G(x), G(x2))
 
 
+def test_residual_generator_starts_as_copy_last_and_still_learns() -> None:
+    cfg = tiny(g_residual=True)
+    G = build_generator(cfg)
+    x = window(cfg) * 0.9  # inside the clamp of atanh
+    assert torch.allclose(G(x), x[:, -1], atol=1e-5)
+    (G(x) - torch.zeros_like(x[:, -1])).pow(2).mean().backward()
+    assert G.out.weight.grad.abs().sum() > 0
+
+
 def test_convlstm_cell_matches_the_lstm_equations() -> None:
     torch.manual_seed(0)
     cell = ConvLSTMCell(2, 3, kernel=1)

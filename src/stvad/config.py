@@ -34,6 +34,7 @@ class ModelConfig:
     g_skip: bool = True  # encoder-to-decoder skip connections (U-Net style)
     g_attention: bool = True  # SAGAN self-attention block in the generator
     g_spectral_norm: bool = False  # spectral normalisation in G (optional in the paper)
+    g_residual: bool = False  # G predicts the change to the last frame: tanh(atanh(last) + decoder output)
     lstm_kernel: int = 3
     lstm_layers: int = 1
     d_width: int = 32

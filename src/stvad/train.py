@@ -191,7 +191,7 @@ class GANModule(pl.LightningModule):
         self.train_set: torch.utils.data.Dataset | None = None
         self.val_set: torch.utils.data.Dataset | None = None
         self.stop_message = ""  # where the last good checkpoint is, for the divergence error
-        self._val_sums = torch.zeros(4)
+        self._val_sums = torch.zeros(5)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         tc = self.cfg.train
@@ -254,7 +254,7 @@ class GANModule(pl.LightningModule):
 
     # --- validation -----------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self._val_sums = torch.zeros(5, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -265,15 +265,16 @@ class GANModule(pl.LightningModule):
             fake.pixel_logits < 0
         ).float().flatten(1).mean(1).sum()
         self._val_sums += torch.stack(
-            [psnr(pred, y).sum(), correct, pix, torch.tensor(float(len(y)))]
+            [psnr(pred, y).sum(), psnr(x[:, -1], y).sum(), correct, pix, torch.tensor(float(len(y)))]
         ).double()
 
     def on_validation_epoch_end(self) -> None:
         # per-sample sums and the true count, summed over ranks: no padded sample is counted
         sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
-        psnr_sum, correct, pix, n = sums.tolist()
+        psnr_sum, copy_sum, correct, pix, n = sums.tolist()
         self.last_val = {
             "val_psnr": psnr_sum / n,
+            "val_psnr_copy_last": copy_sum / n,  # the floor: predicting a frame as the previous one
             "val_d_acc": correct / (2 * n),
             "val_d_pixel_acc": pix / (2 * n),
             "val_windows": int(n),

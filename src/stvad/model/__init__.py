@@ -41,6 +41,7 @@ def build_generator(cfg: Config) -> nn.Module:
         sn=m.g_spectral_norm,
         lstm_kernel=m.lstm_kernel,
         lstm_layers=m.lstm_layers,
+        residual=m.g_residual,
     )
 
 

@@ -8,9 +8,11 @@ turned into a next-frame predictor as in the paper:
     h --self-attention--> --decoder--> xi_hat   (transposed convolutions back to frame size, tanh)
 
 Skip connections (``g_skip``) feed the decoder at scale s with e_T^s, the encoder features of the most
-recent frame: appearance comes from the last frame, its change from the ConvLSTM. Because every part
-except the ConvLSTM works on single frames, a streaming scorer can run ``encode_frames`` once per frame
-and ``predict_from_features`` once per window; ``G(x) == predict_from_features(encode_frames(x))``.
+recent frame: appearance comes from the last frame, its change from the ConvLSTM. With ``g_residual`` the
+decoder's output is added to the most recent frame before the tanh, xi_hat = tanh(atanh(frame_T) + out),
+so an untrained G starts as "copy the last frame" and learns the change (a choice, measured). Because
+every part except the ConvLSTM works on single frames, a streaming scorer can run ``encode_frames`` once
+per frame and ``predict_from_features`` once per window; ``G(x) == predict_from_features(encode_frames(x))``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 from stvad.model.convlstm import ConvLSTM
 from stvad.model.layers import SelfAttention, act, conv
 
-Features = tuple[torch.Tensor, ...]  # one tensor per scale s = 0..depth
+Features = tuple[torch.Tensor, ...]  # the frame itself, then one tensor per scale s = 0..depth
 
 
 def stage_widths(width: int, depth: int, cap: int) -> list[int]:
@@ -48,10 +50,11 @@ class STGenerator(nn.Module):
         sn: bool = False,
         lstm_kernel: int = 3,
         lstm_layers: int = 1,
+        residual: bool = False,
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=4)
-        self.depth, self.skip = depth, skip
+        self.depth, self.skip, self.residual = depth, skip, residual
         self.stem = conv(channels, w[0], 3, sn=sn)
         self.down = nn.ModuleList(
             nn.ModuleList([conv(w[s], w[s + 1], 4, stride=2, sn=sn), conv(w[s + 1], w[s + 1], 3, sn=sn)])
@@ -64,30 +67,36 @@ class STGenerator(nn.Module):
         )
         self.merge = nn.ModuleList(conv(w[s] * (2 if skip else 1), w[s], 3, sn=sn) for s in range(depth))
         self.out = conv(w[0], channels, 3, sn=sn)
+        if residual and not sn:  # start exactly at "copy the last frame"
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def encode_frames(self, frames: torch.Tensor) -> Features:
-        """(N, C, H, W) frames -> per-frame features, one (N, c_s, H/2^s, W/2^s) tensor per scale s."""
+        """(N, C, H, W) frames -> (frames, e^0, ..., e^D), e^s of shape (N, c_s, H/2^s, W/2^s)."""
         H, W = frames.shape[-2:]
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^g_depth = {2**self.depth}")
         e = act(self.stem(frames))
-        feats = [e]
+        feats = [frames, e]
         for strided, refine in self.down:
             e = act(refine(act(strided(e))))
             feats.append(e)
         return tuple(feats)
 
     def predict_from_features(self, feats: Features) -> torch.Tensor:
-        """Features stacked over a window, one (B, T, c_s, H_s, W_s) tensor per scale -> (B, C, H, W)."""
+        """``encode_frames`` output stacked over a window, each (B, T, ...) -> (B, C, H, W) next frame."""
         h = self.lstm(feats[-1])  # (B, c_D, H/2^D, W/2^D)
         if self.attn is not None:
             h = self.attn(h)
         for s in reversed(range(self.depth)):
             h = act(self.up[s](h))  # (B, c_s, H/2^s, W/2^s)
             if self.skip:
-                h = torch.cat([h, feats[s][:, -1]], dim=1)
+                h = torch.cat([h, feats[s + 1][:, -1]], dim=1)
             h = act(self.merge[s](h))
-        return torch.tanh(self.out(h))
+        out = self.out(h)
+        if self.residual:
+            out = out + torch.atanh(feats[0][:, -1].clamp(-0.999, 0.999))
+        return torch.tanh(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) past frames in [-1, 1] -> (B, C, H, W) predicted next frame."""
