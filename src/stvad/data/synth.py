@@ -169,9 +169,10 @@ def _route_through_picture(rng: np.random.Generator, kinds: tuple[str, ...], mar
             return route
 
 
-def _arriving(rng: np.random.Generator, kind: str, t: int, n: int) -> list[Actor]:
+def _arriving(rng: np.random.Generator, kind: str, t: int, n: int, event: int) -> list[Actor]:
     """Actors for an anomaly that comes into the picture at frame t, or a walker who arrives at a spot
-    in the picture at frame t and acts there (a bag left behind; any kind when no walker is at hand)."""
+    in the picture at frame t and acts there (a bag left behind; any kind when no walker is at hand).
+    The one that is the anomaly gets ``event``."""
     if kind in ("run", "bicycle", "cart"):
         route = _route_through_picture(rng, ("cross",) if kind == "cart" else ("cross", "diag"), -1.0)
         if kind == "run":
@@ -181,15 +182,15 @@ def _arriving(rng: np.random.Generator, kind: str, t: int, n: int) -> list[Actor
             speed = float(rng.uniform(4.5, 6.5) if kind == "bicycle" else rng.uniform(3.0, 4.5))
         t0 = t - int(route.inside(margin=-1.0)[0] / (speed / FPS))  # its feet reach the picture at t
         if kind == "run":
+            run = Action("run", t0, action.n, action.params)
             actor: Actor = Pedestrian(
-                random_look(rng), route, walking_speed(rng), t0, rng.uniform(0, 2 * np.pi), None,
-                Action("run", t0, action.n, action.params),
-            )  # fmt: skip
+                random_look(rng), route, walking_speed(rng), t0, rng.uniform(0, 2 * np.pi), action=run
+            )
         elif kind == "bicycle":
             actor = Cyclist(random_look(rng), route, speed, t0, int(rng.choice([30, 200])))
         else:
             actor = Cart(route, speed, t0, int(rng.integers(150, 230)))
-        actor.event = 0
+        actor.event = event
         return [actor]
     route = _route_through_picture(rng, ("cross", "lawn", "diag"), 1.0)
     s0, s1 = route.inside(1.0)
@@ -200,13 +201,13 @@ def _arriving(rng: np.random.Generator, kind: str, t: int, n: int) -> list[Actor
     walker = Pedestrian(random_look(rng), route, speed, t0, rng.uniform(0, 2 * np.pi), bag)
     if kind != "left_object":
         walker = walker.with_action(_action_for(rng, kind, t))
-        walker.event = 0
+        walker.event = event
         return [walker]
     place = 5
     walker = walker.with_action(Action("place", t - place, place))
     joints, heading = walker.pose(t - 1)
     bag_actor = LeftBag(joints[WRIST_R] * [1, 0, 1], heading, t, n, bag)
-    bag_actor.event = 0
+    bag_actor.event = event
     return [walker, bag_actor]
 
 
@@ -242,8 +243,7 @@ def plan_video(rng: np.random.Generator, name: str, n: int, event_kinds: list[st
                 actors[j] = actor
                 occupy(actor, 1)
             else:
-                for actor in _arriving(rng, kind, t, n):
-                    actor.event = e if actor.event is not None else None
+                for actor in _arriving(rng, kind, t, n, e):
                     actors.append(actor)
                     occupy(actor, 1)
         if occupied[t + PREROLL] < target[t + PREROLL] and rng.random() < 0.3:
@@ -392,37 +392,6 @@ def _is_synth(folder: Path) -> bool:
     return isinstance(meta, dict) and meta.get("generator") == GENERATOR
 
 
-def generate(
-    out: str | os.PathLike,
-    seed: int = 0,
-    size: str = "default",
-    progress: bool = False,
-) -> Path:
-    """Write the synthetic benchmark to ``out`` (FFP layout, see the module docstring); returns its root.
-
-    A previous synthetic set in ``out`` is replaced only once the new one is complete."""
-    if size not in SIZES:
-        raise StvadError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    if seed < 0:
-        raise StvadError(f"seed must be a non-negative integer, got {seed}")
-    out = Path(out)
-    tmp = _prepare_out(out)
-    try:
-        meta = _generate_into(tmp, seed, size, progress)
-        atomic_write_json(tmp / "events.json", meta)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
 @dataclass
 class PlannedVideo:
     split: str  # "train" | "test"
@@ -533,6 +502,37 @@ def _generate_into(root: Path, seed: int, size_name: str, progress: bool) -> dic
         "test": videos["test"],
         "events": events_out,
     }
+
+
+def generate(
+    out: str | os.PathLike,
+    seed: int = 0,
+    size: str = "default",
+    progress: bool = False,
+) -> Path:
+    """Write the synthetic benchmark to ``out`` (FFP layout, see the module docstring); returns its root.
+
+    A previous synthetic set in ``out`` is replaced only once the new one is complete."""
+    if size not in SIZES:
+        raise StvadError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    if seed < 0:
+        raise StvadError(f"seed must be a non-negative integer, got {seed}")
+    out = Path(out)
+    tmp = _prepare_out(out)
+    try:
+        meta = _generate_into(tmp, seed, size, progress)
+        atomic_write_json(tmp / "events.json", meta)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def _progress(total: int):
