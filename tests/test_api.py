@@ -12,6 +12,7 @@ import pytest
 
 from conftest import SQUARE_ANOMALY, SQUARE_SIZE, SQUARE_TEST_FRAMES
 from stvad.api import Detector, _apply
+from stvad.checkpoint import load_run
 from stvad.cli import main
 from stvad.config import preset
 from stvad.errors import StvadError
@@ -29,15 +30,22 @@ def count_frames(path) -> int:
     return n
 
 
-def test_fit_on_a_list_of_videos_trains_and_calibrates(square_data, tmp_path):
-    videos = [square_data / "train" / "a", square_data / "train" / "b"]
+@pytest.mark.parametrize("given", ["list of videos", "folder of videos", "benchmark root"])
+def test_fit_trains_and_calibrates(given, square_data, tmp_path):
+    videos = {
+        "list of videos": [square_data / "train" / "a", square_data / "train" / "b"],
+        "folder of videos": square_data / "train",
+        "benchmark root": square_data,
+    }[given]
     det = Detector.fit(videos, out=tmp_path / "run", preset="tiny", max_steps=4, progress=False)
+    train_clips = {name for name, _, _ in load_run(tmp_path / "run").meta["train_clips"]}
+    assert len(train_clips) == 2 and all(name.endswith(("a", "b")) for name in train_clips)
     assert (tmp_path / "run" / "calibration.json").is_file() and det.threshold is not None
     assert det.config.train.max_steps == 4 and det.config.data.size == (SQUARE_SIZE, SQUARE_SIZE)
     labels = det.predict(square_data / "test" / "t")
     assert labels.shape == (SQUARE_TEST_FRAMES,) and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= {0, 1} and not labels[:T].any()
-    with pytest.raises(StvadError, match="already holds"):
+    with pytest.raises(StvadError, match="not empty"):
         Detector.fit(videos, out=tmp_path / "run", preset="tiny", max_steps=4, progress=False)
 
 

@@ -10,12 +10,14 @@ import torch
 
 from stvad.checkpoint import load_run
 from stvad.cli import main
+from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import to_model
 from stvad.data.windows import iter_windows
 from stvad.errors import StvadError
-from stvad.export import OnnxEngine, export
+from stvad.export import OnnxEngine, WindowScore, export, fold_spectral_norm, write_graph
 from stvad.inference import Scorer
+from stvad.model import build_discriminator, build_generator
 from stvad.stream import TorchEngine, score_frames
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -95,3 +97,15 @@ def test_missing_onnx_runtime_is_a_clear_error(monkeypatch, tiny_run, tmp_path):
     with pytest.raises(StvadError, match=r"stvad\[export\]"):
         OnnxEngine(tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("arch", ["stgan-residual", "ffp"])
+def test_other_generators_export_too(arch, tmp_path):
+    """The residual generator (atanh, which the exporter lacks a rule for) and the FFP baseline."""
+    pytest.importorskip("onnxruntime")
+    cfg = preset("tiny")
+    cfg.model.g_residual = arch == "stgan-residual"
+    cfg.model.arch = "stgan" if arch.startswith("stgan") else "ffp"
+    model = fold_spectral_norm(WindowScore(build_generator(cfg), build_discriminator(cfg), cfg).eval())
+    r = write_graph(model, "onnx", tmp_path / "m.onnx")
+    assert r["max_abs_diff_score"] <= TOL and r["max_abs_diff_map"] <= TOL

@@ -142,24 +142,19 @@ def _training_root(train_source: str | os.PathLike | Sequence[str | os.PathLike]
     items = [train_source] if isinstance(train_source, (str, os.PathLike)) else list(train_source)
     if not items:
         raise StvadError("no training videos given")
+    root, train = out / "data", out / "data" / "train"
     if len(items) == 1 and Path(items[0]).is_dir() and not list_images(items[0]):
         try:
             detect_layout(items[0])
             return Path(items[0])
         except StvadError:
-            pass  # not a benchmark: a folder of normal videos, linked below as the training split
-    root = out / "data"
-    train = root / "train"
-    if train.exists() or train.is_symlink():
-        raise StvadError("already holds training data; choose another out", train)
-    train.parent.mkdir(parents=True, exist_ok=True)
-    if len(items) == 1 and Path(items[0]).is_dir() and not list_images(items[0]):
-        train.symlink_to(Path(items[0]).resolve(), target_is_directory=True)
-        return root
-    train.mkdir()
-    for i, item in enumerate(items):
-        src = open_source(item)  # every item must be a readable video or frame folder
-        path = Path(src.path).resolve()
+            # not a benchmark: a folder of normal videos and frame folders becomes the training split
+            root.mkdir(parents=True)
+            train.symlink_to(Path(items[0]).resolve(), target_is_directory=True)
+            return root
+    paths = [Path(open_source(item).path).resolve() for item in items]  # all readable before writing
+    train.mkdir(parents=True)
+    for i, path in enumerate(paths):
         (train / f"{i:03d}_{path.name}").symlink_to(path, target_is_directory=path.is_dir())
     return root
 
@@ -193,6 +188,8 @@ class Detector:
 
         out = Path(out)
         cfg = _apply(preset_config(preset), overrides)
+        if out.exists() and any(out.iterdir()):
+            raise StvadError("is not empty: fit writes a new run, choose another out", out)
         run = train(_training_root(train_source, out), out, cfg, progress=progress)
         if calibrate:
             fit_threshold(run, progress=progress)

@@ -88,24 +88,33 @@ def example_window(cfg: Config, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 def export(
     run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None, which: str = "best"
 ) -> dict:
-    """Write RUN's scorer as ONNX or TorchScript and check it against PyTorch on a random window.
+    """Write RUN's scorer as ONNX or TorchScript (default: RUN/export/model.onnx or .pt); see write_graph."""
+    if fmt not in FORMATS:
+        raise StvadError(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
+    folder = run_folder(run_dir)
+    out = Path(out) if out is not None else folder / EXPORT_DIR / f"model{FORMATS[fmt]}"
+    calibration = read_calibration(folder) if folder.is_dir() else None
+    return write_graph(window_score(run_dir, which), fmt, out, calibration)
+
+
+def write_graph(
+    model: WindowScore, fmt: str, out: str | os.PathLike, calibration: dict | None = None
+) -> dict:
+    """Write ``model`` as one graph and check it against PyTorch on a random window.
 
     Returns the path, the format and the largest absolute differences of score and map from PyTorch.
     """
     if fmt not in FORMATS:
         raise StvadError(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
-    run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_folder(run_dir) / EXPORT_DIR / f"model{FORMATS[fmt]}"
-    model = window_score(run_dir, which)
-    cfg = model.cfg
-    past, target = example_window(cfg)
+    out = Path(out)
+    past, target = example_window(model.cfg)
     with torch.no_grad():
         want_score, want_map = model(past, target)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "onnx":
-            got_score, got_map = _export_onnx(model, past, target, tmp, run_dir)
+            got_score, got_map = _export_onnx(model, past, target, tmp, calibration)
         else:
             got_score, got_map = _export_torchscript(model, past, target, tmp)
         os.replace(tmp, out)
@@ -122,10 +131,12 @@ def export(
 
 
 def _export_onnx(
-    model: WindowScore, past: torch.Tensor, target: torch.Tensor, path: Path, run_dir: Path
+    model: WindowScore, past: torch.Tensor, target: torch.Tensor, path: Path, calibration: dict | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     onnx = _require("onnx")
     _require("onnxruntime")
+    # ONNX has had Atanh since opset 9, but the TorchScript-based exporter has no rule for it (g_residual)
+    torch.onnx.register_custom_op_symbolic("aten::atanh", lambda g, x: g.op("Atanh", x), 9)
     with warnings.catch_warnings():
         # the tracer warns about the shape checks in the model code; the shapes are fixed here
         warnings.simplefilter("ignore")
@@ -140,14 +151,13 @@ def _export_onnx(
         )
     proto = onnx.load(str(path))
     meta = {"stvad_config": json.dumps(model.cfg.to_dict())}
-    if run_dir.is_dir() and (cal := read_calibration(run_dir)) is not None:
-        meta["stvad_calibration"] = json.dumps(cal)
+    if calibration is not None:
+        meta["stvad_calibration"] = json.dumps(calibration)
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
-    engine = OnnxEngine(path)
-    return engine.run(past, target)
+    return OnnxEngine(path).run(past, target)
 
 
 def _export_torchscript(

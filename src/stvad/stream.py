@@ -196,6 +196,9 @@ def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
     return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
 
+TIMES = ("start_time", "end_time", "peak_time")
+
+
 class EventTracker:
     """Turns per-frame scores into events: runs of consecutive frames scoring above the threshold.
 
@@ -223,15 +226,8 @@ class EventTracker:
         ev = self._open
         if ev is None:
             self.count += 1
-            ev = self._open = {
-                "type": "anomaly",
-                "event": self.count,
-                "source": self.source,
-                "start_frame": index,
-                "start_time": t,
-                "peak_score": -np.inf,
-                "box": None,
-            }
+            ev = self._open = {"event": self.count, "start_frame": index, "start_time": t}
+            ev.update(peak_score=-np.inf, box=None)
         ev.update(end_frame=index, end_time=t)
         ev["box"] = _union(ev["box"], box)
         if score > ev["peak_score"]:
@@ -243,12 +239,24 @@ class EventTracker:
         ev, self._open = self._open, None
         if ev is None:
             return None
-        ev["frames"] = ev["end_frame"] - ev["start_frame"] + 1
-        ev.update(threshold=self.threshold, clock=self.clock)
-        for key in ("start_time", "end_time", "peak_time"):
-            if ev[key] is not None:
-                ev[key] = round(ev[key], 3)
-        return ev
+        times = {k: None if ev[k] is None else round(ev[k], 3) for k in TIMES}
+        return {
+            "type": "anomaly",
+            "event": ev["event"],
+            "source": self.source,
+            "start_frame": ev["start_frame"],
+            "end_frame": ev["end_frame"],
+            "frames": ev["end_frame"] - ev["start_frame"] + 1,
+            "start_time": times["start_time"],
+            "end_time": times["end_time"],
+            "peak_frame": ev["peak_frame"],
+            "peak_time": times["peak_time"],
+            "peak_score": ev["peak_score"],
+            "threshold": self.threshold,
+            "peak_box": ev["peak_box"],
+            "box": ev["box"],
+            "clock": self.clock,
+        }
 
 
 class EventLog:
@@ -346,7 +354,7 @@ class Follow:
             except (StvadError, cv2.error) as e:
                 if not self.live:
                     raise
-                reason = str(e)
+                reason = getattr(e, "message", str(e))
             if not self.live:
                 if self.loop and delivered:
                     continue
@@ -408,8 +416,9 @@ def watch(
     if max_frames is not None and max_frames < 1:
         raise StvadError(f"--max-frames must be at least 1, got {max_frames}")
     size, channels = engine.cfg.data.size, engine.cfg.data.channels
+    stream = Follow(source, loop=loop, backoff=backoff)  # a bad source fails before the log is created
     with EventLog(events, echo) as log:
-        stream = Follow(source, loop=loop, backoff=backoff, report=log.write)
+        stream.report = log.write
         fps = getattr(stream.source, "fps", None)
         clock = "video" if fps and not stream.live else "wall"
         tracker = EventTracker(threshold, source=stream.source.name, clock=clock)

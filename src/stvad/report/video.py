@@ -92,8 +92,9 @@ def overlay_frames(
         if strip is None:
             strip = ScoreStrip(index, scores, n_frames, size[0], max(48, size[1] // 4), threshold)
         text = f"frame {i}" + ("" if k is None else f"  score {scores[k]:.4g}")
-        cv2.putText(rgb, text, (6, 16), FONT, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(rgb, text, (6, 16), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        (tw, th), base = cv2.getTextSize(text, FONT, 0.45, 1)
+        cv2.rectangle(rgb, (3, 3), (9 + tw, 9 + th + base), (0, 0, 0), -1)  # legible on any heatmap colour
+        cv2.putText(rgb, text, (6, 6 + th), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         if k is not None and threshold is not None and scores[k] > threshold:
             cv2.rectangle(rgb, (0, 0), (size[0] - 1, size[1] - 1), ALARM, 3)
         yield np.vstack([rgb, strip.at(i)])
