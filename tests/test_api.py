@@ -96,7 +96,16 @@ def test_score_command_on_a_video_file_with_mp4_overlay_and_onnx_backend(square_
     run = shutil.copytree(square_run, tmp_path / "run")
     assert main(["export", str(run)]) == 0
     out = tmp_path / "out"
-    args = ["score", str(run), str(square_data / "t.avi"), "--out", str(out), "--video", "mp4"]
+    args = [
+        "score",
+        str(run),
+        str(square_data / "t.avi"),
+        "--out",
+        str(out),
+        "--video",
+        "--video-format",
+        "mp4",
+    ]
     assert main([*args, "--backend", "onnxruntime"]) == 0
     assert count_frames(out / "t.overlay.mp4") == SQUARE_TEST_FRAMES
     onnx_scores = [r["score"] for r in json.loads((out / "t.json").read_text())["scores"]]

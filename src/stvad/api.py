@@ -275,7 +275,7 @@ def score_to_files(
     from stvad.report.video import CODECS, write_overlay_video
 
     if video is not None and f".{video}" not in CODECS:
-        raise StvadError(f"--video must be one of {', '.join(c[1:] for c in CODECS)}, got '{video}'")
+        raise StvadError(f"the overlay video must be {' or '.join(c[1:] for c in CODECS)}, got '{video}'")
     det = Detector.load(run, backend=backend, device=device)
     sources = [s if isinstance(s, FrameSource) else open_source(s) for s in inputs]  # bad inputs fail first
     names = [s.name for s in sources]

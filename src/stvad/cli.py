@@ -87,7 +87,13 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from stvad.api import score_to_files
 
     for files in score_to_files(
-        a.run, a.inputs, a.out, maps=a.maps, video=a.video, backend=a.backend, device=a.device
+        a.run,
+        a.inputs,
+        a.out,
+        maps=a.maps,
+        video=a.video_format if a.video else None,
+        backend=a.backend,
+        device=a.device,
     ):
         print("wrote " + ", ".join(files.values()))
     return 0
@@ -181,9 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or frame folders")
     score.add_argument("--out", default="scores", help="output folder (default: scores)")
     score.add_argument("--maps", action="store_true", help="also write the pixel maps (compressed .npz)")
-    score.add_argument(
-        "--video", nargs="?", const="avi", default=None, metavar="avi|mp4", help="overlay video"
-    )
+    score.add_argument("--video", action="store_true", help="also write the overlay video")
+    score.add_argument("--video-format", default="avi", help="avi (MJPG, default) | mp4 (mp4v)")
     score.add_argument("--backend", default="torch", help="torch | onnxruntime (needs `stvad export` first)")
     score.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     score.set_defaults(func=_cmd_score)
