@@ -233,8 +233,8 @@ def plan_video(rng: np.random.Generator, name: str, n: int, event_kinds: list[st
         while pending and pending[0][0] <= t:
             start, e, kind = pending[0]
             converted = _convert_walker(rng, kind, t, actors) if kind in ANOMALOUS_ACTIONS else None
-            if converted is None and kind in ANOMALOUS_ACTIONS and t - start < 20:
-                break  # wait for a walker to come into the middle of the picture
+            if converted is None and kind in ANOMALOUS_ACTIONS and t - start < 20 and t < n - 12:
+                break  # wait for a walker to come into the middle of the picture (not past the end)
             pending.pop(0)
             if converted is not None:
                 j, actor = converted

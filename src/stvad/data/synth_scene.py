@@ -53,10 +53,6 @@ class Camera:
     def px_per_m(self, z: np.ndarray | float) -> np.ndarray | float:
         return self.f / np.maximum(z, 0.5)
 
-    def half_width_m(self, z: float) -> float:
-        """Half the visible ground width at depth z."""
-        return self.width / 2 / self.f * z
-
     def ground_homography(self, x0: float, z0: float, res: float) -> np.ndarray:
         """Homography from ground texture pixels (u, v) = ((X - x0) / res, (Z - z0) / res) to the image."""
         f, cx, yh = self.f, self.width / 2 - 0.5, self.y_horizon - 0.5
