@@ -45,3 +45,11 @@ def test_full_disk_is_a_clear_error_and_keeps_old_file(tmp_path, monkeypatch):
     with pytest.raises(StvadError, match="No space left on device"):
         atomic_write_json(p, {"new": True})
     assert p.read_text() == "old"
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    p = tmp_path / "r.json"
+    atomic_write_json(p, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask

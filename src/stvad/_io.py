@@ -16,6 +16,15 @@ from typing import IO, Any
 from stvad.errors import StvadError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on clean exit it replaces ``path`` atomically."""
@@ -26,6 +35,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     except OSError as e:
         raise StvadError(f"cannot write here ({e.strerror or e})", path.parent) from e
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
