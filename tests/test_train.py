@@ -131,6 +131,40 @@ def test_same_seed_same_losses_and_interrupted_resume_same_weights(
     )  # rows logged after the checkpoint were replaced, not duplicated
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.adversarial=false"],
+        ["train.cutmix=false", "train.cutmix_aug=false"],
+        ["train.cutmix=false", "train.cutmix_aug=true", "train.cutmix_prob=1", "train.cutmix_warmup=0"],
+        ["train.cutmix=true", "train.cutmix_aug=false", "train.cutmix_prob=1", "train.cutmix_warmup=0"],
+        ["model.arch=ffp"],
+        ["model.g_spectral_norm=true", "model.g_attention=false", "model.d_attention=false"],
+        ["model.g_residual=true", "model.g_skip=false", "model.d_spectral_norm=false"],
+    ],
+)
+def test_every_term_and_stabiliser_can_be_switched_off(
+    bench: Path, tmp_path: Path, overrides: list[str]
+) -> None:
+    cfg = tiny(max_steps=2).override(overrides)
+    run = run_tiny(bench, tmp_path / "run", cfg=cfg)
+    with open(run / "metrics.csv", newline="") as f:
+        logged = {k for row in csv.DictReader(f) for k, v in row.items() if v}
+    t = cfg.train
+    assert ("loss_d" in logged) == t.adversarial
+    always_mix = t.cutmix_prob == 1 and t.cutmix_warmup == 0
+    for term, on in (("cons", t.cutmix), ("aug", t.cutmix_aug)):
+        if not (t.adversarial and on):
+            assert term not in logged
+        elif always_mix:
+            assert term in logged
+    loaded = load_run(run, "last")
+    if not t.adversarial:  # D is never stepped: it keeps its initial weights
+        torch.manual_seed(cfg.train.seed)
+        init = train_mod.GANModule(cfg).D.state_dict()
+        assert all(torch.equal(init[k], v) for k, v in loaded.discriminator.state_dict().items())
+
+
 def test_resume_can_extend_but_not_change_the_config(bench: Path, tmp_path: Path) -> None:
     run = run_tiny(bench, tmp_path / "run", cfg=tiny(max_steps=2))
     with pytest.raises(StvadError, match="already holds a run"):
@@ -221,3 +255,16 @@ def test_two_steps_under_ddp_with_two_cpu_processes(bench: Path, tmp_path: Path)
     assert loaded.meta["step"] == 2
     # 3 validation windows over 2 ranks: 2 + 1, counted once each (a padding sampler would count 4)
     assert loaded.meta["val"]["val_windows"] == 3
+
+
+def test_ttur_two_adam_optimisers_with_their_own_rates_and_betas() -> None:
+    cfg = tiny().override(
+        ["train.lr_g=1e-4", "train.lr_d=4e-4", "train.betas_g=0.5,0.99", "train.betas_d=0,0.9"]
+    )
+    module = train_mod.GANModule(cfg)
+    opt_g, opt_d = module.configure_optimizers()
+    assert isinstance(opt_g, torch.optim.Adam) and isinstance(opt_d, torch.optim.Adam)
+    assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_g.param_groups[0]["betas"] == (0.5, 0.99)
+    assert opt_d.param_groups[0]["lr"] == 4e-4 and opt_d.param_groups[0]["betas"] == (0.0, 0.9)
+    assert {id(p) for p in opt_g.param_groups[0]["params"]} == {id(p) for p in module.G.parameters()}
+    assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in module.D.parameters()}
