@@ -132,7 +132,10 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stvad", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="stvad",
+        description="Unsupervised video anomaly detection: a spatio-temporal GAN with a U-Net discriminator.",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
