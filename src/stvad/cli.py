@@ -79,7 +79,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from stvad.demo import run_demo
 
-    run_demo(a.out, preset_name=a.preset, seed=a.seed)
+    run_demo(a.out, preset_name=a.preset, seed=a.seed, size=a.size)
     return 0
 
 
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--preset", default="cpu")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--size", default="default", help="synthetic set size: default | small | large")
     demo.set_defaults(func=_cmd_demo)
 
     score = sub.add_parser("score", help="score video files or frame folders: CSV, JSON, maps, overlay video")
