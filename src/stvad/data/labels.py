@@ -16,12 +16,24 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import scipy.io
 
+from stvad.data.matfile import check_parsable, loadmat
 from stvad.data.sources import list_images, natural_key, read_image
 from stvad.errors import StvadError
 
 Intervals = list[tuple[int, int]]  # 1-based inclusive (start, end) frame ranges of one video
+
+
+def _load_npy(path: str | os.PathLike, what: str, **kw) -> np.ndarray:
+    """np.load without pickles, every failure a StvadError (a damaged header raises EOFError, ValueError,
+    ...), and only numeric or boolean arrays."""
+    try:
+        a = np.load(path, allow_pickle=False, **kw)
+    except Exception as e:
+        raise StvadError(f"cannot read {what} ({type(e).__name__}: {e})", path) from e
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+        raise StvadError(f"{what} must be a numeric array, got {getattr(a, 'dtype', type(a).__name__)}", path)
+    return a
 
 
 class MaskSource(ABC):
@@ -62,10 +74,7 @@ class NpyMaskSource(MaskSource):
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
-        try:
-            self.volume = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise StvadError(f"cannot read mask volume ({e})", path) from e
+        self.volume = _load_npy(path, "mask volume", mmap_mode="r")
         if self.volume.ndim != 3:
             raise StvadError(f"expected a (frames, H, W) mask volume, got shape {self.volume.shape}", path)
 
@@ -82,10 +91,7 @@ def read_avenue_masks(path: str) -> tuple[np.ndarray, ...]:
 
     Cached for the most recently read file only: a decoded file is up to ~330 MB.
     """
-    try:
-        mat = scipy.io.loadmat(path)
-    except (OSError, ValueError, NotImplementedError) as e:
-        raise StvadError(f"cannot read .mat file ({e})", path) from e
+    mat = loadmat(path)
     if "volLabel" not in mat:
         raise StvadError(
             f"no 'volLabel' in file (keys: {', '.join(k for k in mat if not k.startswith('__'))})", path
@@ -93,7 +99,11 @@ def read_avenue_masks(path: str) -> tuple[np.ndarray, ...]:
     cell = mat["volLabel"]
     if cell.dtype != object:
         raise StvadError(f"'volLabel' must be a cell of per-frame masks, got {cell.dtype} {cell.shape}", path)
-    return tuple(np.asarray(m) for m in cell.ravel())
+    masks = tuple(np.asarray(m) for m in cell.ravel())
+    for k, m in enumerate(masks):
+        if m.ndim != 2 or m.dtype.kind not in "biuf":
+            raise StvadError(f"volLabel{{{k + 1}}} must be a 2-D numeric mask, got {m.dtype} {m.shape}", path)
+    return masks
 
 
 class AvenueMaskSource(MaskSource):
@@ -129,16 +139,17 @@ def intervals_to_labels(
 
 def read_ffp_mat(path: str | os.PathLike) -> list[Intervals]:
     """FFP ground truth: cell ``gt``, per test video a (2, k) array of [start; end] columns."""
-    try:
-        mat = scipy.io.loadmat(path)
-    except (OSError, ValueError, NotImplementedError) as e:
-        raise StvadError(f"cannot read .mat file ({e})", path) from e
+    mat = loadmat(path)
     if "gt" not in mat:
         raise StvadError("no cell 'gt' of anomalous intervals in file", path)
     videos = []
     for k, entry in enumerate(np.asarray(mat["gt"]).ravel()):
+        a = np.asarray(entry)
+        whole = a.dtype.kind != "f" or bool((np.isfinite(a) & (a == np.round(a)) & (abs(a) < 2**53)).all())
+        if a.dtype.kind not in "biuf" or not whole:
+            raise StvadError(f"gt{{{k + 1}}} must hold whole frame numbers, got {a.dtype} values", path)
         # stored as uint8 or uint16: cast before any arithmetic so 255 + 1 does not wrap
-        a = np.asarray(entry, dtype=np.int64)
+        a = a.astype(np.int64)
         if a.size == 0:
             videos.append([])
             continue
@@ -169,6 +180,8 @@ def read_ucsd_m(path: str | os.PathLike) -> list[Intervals]:
     for m in _M_ASSIGN.finditer(text):
         appended = m.group(2).startswith("end")
         k = (max(entries) + 1 if entries else 0) if appended else int(m.group(2)) - 1
+        if k < 0:
+            raise StvadError(f"{m.group(1)}{{0}}: MATLAB cell indices start at 1", path)
         entries[k] = [(int(a), int(b or a)) for a, b in _M_RANGE.findall(m.group(3))]
     if not entries:
         raise StvadError("no 'gt_frame = [...]' frame ranges found", path)
@@ -196,10 +209,7 @@ def read_shanghaitech_labels(folder: str | os.PathLike) -> dict[str, np.ndarray]
         raise StvadError("no .npy frame masks in folder", folder)
     labels = {}
     for path in files:
-        try:
-            a = np.load(path)
-        except (OSError, ValueError) as e:
-            raise StvadError(f"cannot read frame mask ({e})", path) from e
+        a = _load_npy(path, "frame mask")
         if a.ndim != 1:
             raise StvadError(f"expected one label per frame (1-D), got shape {a.shape}", path)
         labels[path.stem] = (a != 0).astype(np.uint8)
@@ -222,7 +232,9 @@ def _numbered_files(folder: str | os.PathLike, pattern: str, expected: str) -> d
 
 def avenue_label_files(folder: str | os.PathLike) -> dict[str, Path]:
     """{"NN": path} of the ``N_label.mat`` files in an Avenue ``testing_label_mask`` folder."""
-    return _numbered_files(folder, r"(\d+)_label\.mat", "N_label.mat")
+    files = _numbered_files(folder, r"(\d+)_label\.mat", "N_label.mat")
+    check_parsable(files.values())  # one child process for the whole folder, not one per file
+    return files
 
 
 def read_labels_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -251,6 +263,8 @@ def read_labels_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 video[frame] = label
     except OSError as e:
         raise StvadError(f"cannot read ({e.strerror or e})", path) from e
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise StvadError(f"not a readable CSV text file ({e})", path) from e
     labels = {}
     for video, frames in rows.items():
         n = max(frames) + 1
