@@ -525,11 +525,15 @@ def train(
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run, name="", version="tensorboard"))
     cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if cuda:  # TF32 tensor cores for matmuls (attention, ConvLSTM gates); convolutions use them already
+        torch.set_float32_matmul_precision("high")
     if not progress:
         for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
             logging.getLogger(name).setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        for pattern in (".*does not have many workers.*", ".*`max_epochs` was not set.*"):
+        # validation metrics are all-reduced by hand (on_validation_epoch_end), hence no sync_dist
+        quiet = (".*does not have many workers.*", ".*`max_epochs` was not set.*", ".*sync_dist=True.*")
+        for pattern in quiet:
             warnings.filterwarnings("ignore", message=pattern)
         trainer = pl.Trainer(
             default_root_dir=run,
