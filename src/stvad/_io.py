@@ -51,6 +51,23 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Fail before the long work, not after it, when ``path`` (a file, or a ``folder``) cannot be written:
+    a part of it that exists is a file, or the nearest existing folder is not writable."""
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise StvadError("cannot write here: this is a folder, not a file", path)
+    existing = path if folder else path.parent
+    while not existing.is_dir():
+        if existing.exists() or existing.is_symlink():
+            raise StvadError(f"cannot write here: {existing} exists and is not a folder", path)
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise StvadError(f"cannot write here: no permission to write in {existing}", path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stvad._io import atomic_open, atomic_write_json, atomic_write_text
+from stvad._io import atomic_open, atomic_write_json, atomic_write_text, check_writable
 from stvad.config import SECTIONS, Config
 from stvad.config import preset as preset_config
 from stvad.data.sources import FrameSource, list_images, open_source
@@ -238,6 +238,12 @@ class Detector:
         index, score, amaps, n = score_frames(
             self.engine, src.frames(cfg.size, cfg.channels), keep_maps=maps, chunk=self.batch_size
         )
+        if n <= self.engine.T:
+            raise StvadError(
+                f"only {n} frames: a score needs T = {self.engine.T} frames before the one judged, so at "
+                f"least {self.engine.T + 1}",
+                src.path,
+            )
         return FrameScores(
             name=src.name,
             path=src.path,
@@ -276,6 +282,7 @@ def score_to_files(
 
     if video is not None and f".{video}" not in CODECS:
         raise StvadError(f"the overlay video must be {' or '.join(c[1:] for c in CODECS)}, got '{video}'")
+    check_writable(out, folder=True)
     det = Detector.load(run, backend=backend, device=device)
     sources = [s if isinstance(s, FrameSource) else open_source(s) for s in inputs]  # bad inputs fail first
     names = [s.name for s in sources]

@@ -117,7 +117,7 @@ class Config:
         out = copy.deepcopy(self)
         for a in assignments:
             if "=" not in a:
-                raise StvadError(f"--set expects key=value, got '{a}'")
+                raise StvadError(f"expects key=value, got '{a}'", "--set")
             k, v = a.split("=", 1)
             out.set(k.strip(), v.strip())
         return out

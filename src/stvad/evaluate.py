@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from stvad._io import atomic_write_json
+from stvad._io import atomic_write_json, check_writable
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.errors import StvadError
 from stvad.inference import CALIBRATION_FILE, COPY_LAST, Scorer, SourceScores
@@ -87,6 +87,10 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``run`` on the test split of ``data``; returns the JSON dict plus ``table`` (Markdown)."""
+    if json_path is not None:
+        check_writable(json_path)
+    if report_dir is not None:
+        check_writable(report_dir, folder=True)
     scorer = Scorer.from_run(run, batch_size=batch_size)
     cfg = scorer.cfg
     ds: Dataset = open_dataset(data, layout=layout or cfg.data.layout)
@@ -96,6 +100,12 @@ def evaluate(
     for v in videos:  # fail before the long scoring pass, not after it
         if v.labels is None:
             raise StvadError(f"test video {v.name} has no frame labels to evaluate against", v.source.path)
+        if len(v.source) <= scorer.T:
+            raise StvadError(
+                f"test video {v.name} has {len(v.source)} frames: a score needs T = {scorer.T} frames before "
+                f"the one judged, so at least {scorer.T + 1}",
+                v.source.path,
+            )
     want_maps = report_dir is not None or all(v.masks is not None for v in videos)
 
     scored = [scorer.score_source(v.source, keep_maps=want_maps, progress=progress) for v in videos]

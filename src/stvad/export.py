@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from stvad._io import check_writable
 from stvad.checkpoint import load_run
 from stvad.config import Config
 from stvad.errors import StvadError
@@ -110,7 +111,11 @@ def write_graph(
     past, target = example_window(model.cfg)
     with torch.no_grad():
         want_score, want_map = model(past, target)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StvadError(f"cannot write here ({e.strerror or e})", out) from e
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "onnx":

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from stvad._io import check_writable
 from stvad.checkpoint import LoadedRun, load_run
 from stvad.config import Config
 from stvad.data.sources import open_source, resize_frame, to_model
@@ -271,6 +272,7 @@ class EventLog:
         self.echo = echo
         self._file: IO[str] | None = None
         if self.path is not None:
+            check_writable(self.path)
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -443,6 +445,12 @@ def watch(
             if (ev := tracker.close()) is not None:
                 log.write(ev)
         seconds = time.monotonic() - start
+    if n <= engine.T and not stream.live and (max_frames is None or n < max_frames):
+        raise StvadError(
+            f"only {n} frames: a score needs T = {engine.T} frames before the one judged, so at least "
+            f"{engine.T + 1}",
+            stream.source.path,
+        )
     return {
         "frames": n,
         "events": tracker.count,

@@ -91,7 +91,10 @@ def split_train_val(
         else:
             train.append((source, 0, n))
     if val_fraction > 0 and not val:
+        longest = max((getattr(v, "source", v) for v in videos), key=len, default=None)
         raise StvadError(
-            f"no training video is long enough to hold out validation frames (each needs {2 * (T + 1)})"
+            f"no training video is long enough to hold out validation frames: each needs {2 * (T + 1)}, "
+            f"the longest has {len(longest) if longest is not None else 0}",
+            None if longest is None else longest.path,
         )
     return train, val
