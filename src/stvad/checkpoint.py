@@ -7,6 +7,7 @@ so it is read with ``torch.load(weights_only=True)``: a file crafted to run code
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -47,9 +48,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             path,
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise StvadError(f"not a readable checkpoint ({e})", path) from e
+        # torch's first sentence says what is wrong; the rest is advice about how files get corrupted
+        raise StvadError(f"not a readable checkpoint ({str(e).split('. ')[0]})", path) from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "stvad" not in ckpt:
         raise StvadError("not an stvad checkpoint (no model state or config inside)", path)
+    state, weights = ckpt["stvad"], ckpt["state_dict"]
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise StvadError("not an stvad checkpoint (its 'stvad' entry holds no config)", path)
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise StvadError("not an stvad checkpoint (its state_dict is not named tensors)", path)
     return ckpt
 
 
@@ -74,19 +83,54 @@ def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _check_run_config(path: Path, cfg: Config) -> None:
+    """A checkpoint in RUN/checkpoints/ must agree with RUN/config.json on data, model and score settings.
+
+    The checkpoint's own config is the one its weights fit; a config.json edited after training, or a
+    checkpoint copied in from another run, would otherwise be ignored without a word.
+    """
+    cfg_path = path.parent.parent / "config.json"
+    if path.parent.name != "checkpoints" or not cfg_path.is_file():
+        return
+    try:
+        run_cfg = Config.from_dict(json.loads(cfg_path.read_text()), source=str(cfg_path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StvadError(f"not a readable config ({e})", cfg_path) from e
+    a, b = cfg.to_dict(), run_cfg.to_dict()
+    changed = [
+        f"{s}.{k}: {a[s][k]!r} in {path.name}, {b[s][k]!r} here"
+        for s in ("data", "model", "score")
+        for k in a[s]
+        if a[s][k] != b[s][k]
+    ]
+    if changed:
+        raise StvadError(
+            f"does not match the checkpoint ({'; '.join(changed)}): the run was changed after training; "
+            "restore config.json or the run's own checkpoints",
+            cfg_path,
+        )
+
+
+def _first_mismatch(e: RuntimeError) -> str:
+    """The first problem load_state_dict lists (its first line only says that there are some)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__
+
+
 def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     """Load a run's config, generator and discriminator (CPU, eval mode) from its best or last checkpoint."""
     path = checkpoint_path(run_dir, which)
     ckpt = read_checkpoint(path)
     state = ckpt["stvad"]
     cfg = Config.from_dict(state["config"], source=str(path))
+    _check_run_config(path, cfg)
     G, D = build_generator(cfg), build_discriminator(cfg)
     for name, net in (("G", G), ("D", D)):
         try:
             net.load_state_dict(_sub_state(ckpt["state_dict"], f"{name}."))
         except RuntimeError as e:
             raise StvadError(
-                f"the {name} weights do not fit the saved config ({str(e).splitlines()[0]})", path
+                f"the {name} weights do not fit the saved config ({_first_mismatch(e)})", path
             ) from e
         net.eval()
     meta = {
