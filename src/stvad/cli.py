@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
-from stvad.errors import StvadError
+from stvad.errors import StvadError, StvadWarning
 
 
 def _cmd_data_info(a: argparse.Namespace) -> int:
@@ -218,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    python_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        """StvadWarning as one line, like the errors; any other warning as Python shows it."""
+        if issubclass(category, StvadWarning):
+            print(f"stvad: warning: {message}", file=sys.stderr)
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         return args.func(args)
     except StvadError as e:
@@ -225,9 +236,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"stvad: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("stvad: interrupted", file=sys.stderr)
+    except OSError as e:  # an environment failure that no check caught first (I/O error, full disk, ...)
+        if args.debug:
+            raise
+        print(
+            f"stvad: error: {e.filename}: {e.strerror}" if e.filename else f"stvad: error: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"stvad: interrupted{f'; {e}' if str(e) else ''}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = python_show
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,10 +18,13 @@ import cv2
 import numpy as np
 import torch
 
-from stvad.errors import StvadError
+from stvad.errors import StvadError, StvadWarning
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".webm", ".flv", ".3gp", ".ts")
+# Containers whose header stores the frame count (AVI, MP4/MOV). Others (mkv, webm, ...) give OpenCV only
+# duration x frame rate, which variable-rate footage makes unreliable, so they get no truncation warning.
+EXACT_COUNT_EXTS = (".avi", ".mp4", ".mov", ".m4v")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -158,7 +162,9 @@ class VideoSource(FrameSource):
     """A video file, camera index or stream URL decoded with OpenCV, one frame at a time.
 
     Files have a length, counted once by decoding (``CAP_PROP_FRAME_COUNT`` is wrong for some codecs);
-    cameras and URLs are live: their length is unknown and they cannot seek.
+    cameras and URLs are live: their length is unknown and they cannot seek. A file that ends before the
+    frame count its header declares gets a StvadWarning: it may be truncated, but edited files and AVIs with
+    dropped (empty) frames carry stale counts too, so the frames that decode are still used.
     """
 
     def __init__(self, target: str | os.PathLike | int, name: str | None = None):
@@ -181,6 +187,10 @@ class VideoSource(FrameSource):
         cap = self._open()
         try:
             self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
+            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            exact = not self.live and Path(self.path).suffix.lower() in EXACT_COUNT_EXTS
+            self.declared: int | None = declared if exact and declared > 0 else None
+            self._warned = False
             if not self.live and not cap.grab():
                 raise StvadError("no frame could be decoded from the video", self.path)
         finally:
@@ -204,8 +214,21 @@ class VideoSource(FrameSource):
                     n += 1
             finally:
                 cap.release()
+            self._check_complete(n)
             self._count = n
         return self._count
+
+    def _check_complete(self, n: int) -> None:
+        if self.declared is not None and n < self.declared and not self._warned:
+            self._warned = True
+            warnings.warn(
+                StvadWarning(
+                    f"only {n} of the {self.declared} frames its header declares can be read (truncated or "
+                    "damaged, or a stale count); using those",
+                    self.path,
+                ),
+                stacklevel=2,
+            )
 
     def iter_range(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         cap = self._open()
@@ -220,6 +243,7 @@ class VideoSource(FrameSource):
                     # a frame the counting pass found but that will not decode must not end the video quietly
                     if self._count is not None and i < self._count:
                         raise StvadError(f"frame {i} of {self._count} could not be decoded", self.path)
+                    self._check_complete(i)
                     break
                 i += 1
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
