@@ -41,7 +41,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
 from stvad import __version__
-from stvad._io import atomic_torch_save, atomic_write_json, atomic_write_text
+from stvad._io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable
 from stvad.checkpoint import read_checkpoint
 from stvad.config import Config, TrainConfig, preset
 from stvad.errors import StvadError
@@ -311,8 +311,8 @@ class RunCheckpoints(pl.Callback):
         val = module.last_val.get("val_psnr", math.nan)
         if val > module.best["val_psnr"]:
             module.best = {"val_psnr": val, "step": module.steps_done}
-            trainer.save_checkpoint(self.folder / "best.ckpt")
-        trainer.save_checkpoint(self.folder / "last.ckpt")
+            trainer.save_checkpoint(self.folder / "best.ckpt", weights_only=False)
+        trainer.save_checkpoint(self.folder / "last.ckpt", weights_only=False)
         module.stop_message = (
             f"the last good checkpoint (step {module.steps_done}) is {self.folder / 'last.ckpt'}"
         )
@@ -479,6 +479,8 @@ def train(
     ckpt_dir = run / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     rank_zero = rank_zero_only.rank == 0
+    if rank_zero:
+        check_writable(run, folder=True)
     if resume:
         if not last.exists():
             raise StvadError("nothing to resume: no checkpoints/last.ckpt in this run folder", run)
@@ -517,6 +519,9 @@ def train(
     module.meta.update(train_windows=len(module.train_set), val_windows=len(module.val_set))
     if rank_zero:
         run.mkdir(parents=True, exist_ok=True)
+        # a run killed mid-write (SIGKILL, power cut) leaves that write's temporary file (stvad._io) behind
+        for leftover in [*run.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)
         atomic_write_json(run / "config.json", cfg.to_dict())
     if start_step >= cfg.train.max_steps:
         return run
@@ -560,5 +565,12 @@ def train(
             if resume
             else "no checkpoint was written yet"
         )
-        trainer.fit(module, ckpt_path=last if resume else None, weights_only=True)
+        try:
+            trainer.fit(module, ckpt_path=last if resume else None, weights_only=True)
+        except SystemExit:
+            # Lightning turns Ctrl-C into sys.exit(1) after its graceful shutdown; the CLI reports it
+            if trainer.interrupted:
+                hint = "; continue with --resume" if last.exists() else ""
+                raise KeyboardInterrupt(module.stop_message + hint) from None
+            raise
     return run
