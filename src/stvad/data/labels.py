@@ -28,7 +28,12 @@ def _load_npy(path: str | os.PathLike, what: str, **kw) -> np.ndarray:
     """np.load without pickles, every failure a StvadError (a damaged header raises EOFError, ValueError,
     ...), and only numeric or boolean arrays."""
     try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":  # else np.load takes it for a pickle and suggests unpickling it
+                raise StvadError(f"cannot read {what}: not a .npy file (no NUMPY header)", path)
         a = np.load(path, allow_pickle=False, **kw)
+    except StvadError:
+        raise
     except Exception as e:
         raise StvadError(f"cannot read {what} ({type(e).__name__}: {e})", path) from e
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
