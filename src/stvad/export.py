@@ -190,6 +190,19 @@ def onnx_path(run: str | os.PathLike) -> Path:
     return path
 
 
+def _metadata(meta: dict[str, str], key: str, path: str | os.PathLike) -> dict | None:
+    """A JSON object stored in the model's metadata under ``key`` (None when absent)."""
+    if key not in meta:
+        return None
+    try:
+        value = json.loads(meta[key])
+    except json.JSONDecodeError as e:
+        raise StvadError(f"the {key} metadata is not valid JSON ({e})", path) from e
+    if not isinstance(value, dict):
+        raise StvadError(f"the {key} metadata is not a JSON object", path)
+    return value
+
+
 class OnnxEngine(WindowEngine):
     """The exported graph in ONNX Runtime; it needs no PyTorch model code or checkpoint.
 
@@ -205,8 +218,11 @@ class OnnxEngine(WindowEngine):
         meta = self.session.get_modelmeta().custom_metadata_map
         if "stvad_config" not in meta:
             raise StvadError("not an stvad export (no stvad_config metadata)", path)
-        super().__init__(Config.from_dict(json.loads(meta["stvad_config"]), source=str(path)))
-        self.calibration = json.loads(meta["stvad_calibration"]) if "stvad_calibration" in meta else None
+        super().__init__(Config.from_dict(_metadata(meta, "stvad_config", path), source=str(path)))
+        calibration = _metadata(meta, "stvad_calibration", path)
+        if calibration is not None and not isinstance(calibration.get("threshold"), (int, float)):
+            raise StvadError("the stvad_calibration metadata has no numeric 'threshold'", path)
+        self.calibration = calibration
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> OnnxEngine:
