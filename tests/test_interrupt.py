@@ -170,3 +170,34 @@ def test_interrupted_report_leaves_the_previous_files(
             evaluate(tiny_run, synth_small, json_path=results, report_dir=report, progress=False)
         assert files(results, report).keys() == previous.keys()  # nothing lost, no temporary file left
         assert files(targets[-1])[targets[-1]] == previous[targets[-1]]
+
+
+def test_an_infinite_d_loss_stops_training_with_the_step_and_keeps_the_checkpoint(
+    synth_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/test_train.py stops on a NaN G loss through the API; here an infinite D loss, through the CLI."""
+    import stvad.train as train_mod
+
+    original, calls = train_mod.d_adversarial_loss, {"n": 0}
+
+    def inf_on_third_step(*args, **kwargs):
+        calls["n"] += 1
+        loss = original(*args, **kwargs)
+        return loss + float("inf") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_mod, "d_adversarial_loss", inf_on_third_step)
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    argv = ["train", str(synth_small), "--out", str(run), "--preset", "tiny", "--accelerator", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "stvad: error: training diverged: the D loss is inf at step 3 of 4; stopped, the last good "
+        f"checkpoint (step 2) is {run / 'checkpoints' / 'last.ckpt'}"
+    )
+    last = load_run(run, "last")
+    assert last.meta["step"] == 2 and intact(run) == 2
+    assert all(
+        torch.isfinite(p).all() for p in [*last.generator.parameters(), *last.discriminator.parameters()]
+    )
