@@ -21,7 +21,8 @@ from stvad.data.synth import (
     labels_to_intervals,
     plan_dataset,
 )
-from stvad.data.synth_actors import Pedestrian
+from stvad.data.synth_actors import Pedestrian, in_picture
+from stvad.data.synth_scene import Camera
 from stvad.errors import StvadError
 
 
@@ -109,7 +110,26 @@ def test_running_is_several_times_faster_than_walking(synth_small):
     meta = json.loads((synth_small / "events.json").read_text())
     walk = np.median([v["walker_speed_px"] for v in meta["train"] + meta["test"]])
     runs = [e["speed_px"] for e in meta["events"] if e["type"] == "run"]
-    assert runs and min(runs) > 2.5 * walk
+    assert runs and min(runs) > 3 * walk
+
+
+def test_few_people_large_enough_to_see_at_64x64():
+    """1-4 people in the picture most of the time, and where anomalies happen a person is >= 12 px tall."""
+    planned = plan_dataset(0, "small")
+    for video in planned.videos:
+        walkers = [a for a in video.plan.actors if isinstance(a, Pedestrian)]
+        count = np.zeros(video.plan.n_frames, int)
+        for a in walkers:
+            for t in range(max(a.t0, 0), min(a.t1, video.plan.n_frames)):
+                count[t] += bool(in_picture(a.pos[t - a.t0][None])[0])
+        assert count.max() <= 6 and np.mean((count >= 1) & (count <= 4)) > 0.8, video.plan.name
+    cam = Camera(64, 64)
+
+    def tall(h: float, z: float) -> float:
+        return float(np.diff(cam.project(np.array([[0.0, h, z], [0.0, 0.0, z]]))[1])[0])
+
+    assert tall(1.74, 13.0) >= 12  # a person of median height at the far end of the crossing routes
+    assert tall(1.55, 15.0) >= 10  # the shortest person at the far end of where anomalies happen
 
 
 def test_training_videos_hold_only_normal_walkers():

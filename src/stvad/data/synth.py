@@ -33,6 +33,7 @@ from stvad._io import atomic_open, atomic_write_json
 from stvad.data.synth_actors import (
     ANOMALOUS_ACTIONS,
     FPS,
+    GRAVITY,
     WRIST_R,
     Action,
     Actor,
@@ -70,9 +71,9 @@ class Size:
 
 
 SIZES = {
-    "small": Size(48, 72, 2, 40, 4, 80, 2),
-    "default": Size(160, 240, 6, 200, 6, 200, 3),
-    "large": Size(240, 360, 12, 300, 12, 300, 4),
+    "small": Size(48, 48, 2, 40, 4, 80, 2),
+    "default": Size(128, 128, 6, 200, 6, 200, 3),
+    "large": Size(192, 192, 12, 300, 12, 300, 4),
 }
 
 
@@ -94,7 +95,7 @@ def _occupancy_target(rng: np.random.Generator, n: int) -> np.ndarray:
     t = np.arange(-PREROLL, n)
     wave = sum(np.sin(2 * np.pi * t / rng.uniform(80, 300) + rng.uniform(0, 2 * np.pi)) for _ in range(3))
     wave /= np.sqrt(1.5)
-    return np.clip(np.rint(rng.uniform(2.5, 5.0) + 1.4 * wave), 2, 8).astype(int)
+    return np.clip(np.rint(rng.uniform(1.5, 3.0) + 1.0 * wave), 1, 4).astype(int)
 
 
 def _event_starts(rng: np.random.Generator, n: int, kinds: list[str]) -> list[int]:
@@ -113,12 +114,12 @@ def _event_starts(rng: np.random.Generator, n: int, kinds: list[str]) -> list[in
 
 def _action_for(rng: np.random.Generator, kind: str, t: int) -> Action:
     if kind == "run":
-        return Action("run", t, 10**6, {"speed": float(rng.uniform(3.8, 5.2))})
+        # a sprint: at least 3x the fastest walker (1.6 m/s), so at least 3x as fast in the picture too
+        return Action("run", t, 10**6, {"speed": float(rng.uniform(4.8, 6.2))})
     if kind == "jump":
-        period = int(rng.integers(6, 8))
-        return Action(
-            "jump", t, period * int(rng.integers(5, 8)), {"period": period, "height": rng.uniform(0.3, 0.5)}
-        )
+        height = float(rng.uniform(0.5, 0.8))
+        period = int(np.ceil(2 * np.sqrt(2 * height / GRAVITY) * FPS)) + 2  # flight plus crouching
+        return Action("jump", t, period * int(rng.integers(3, 6)), {"period": period, "height": height})
     if kind == "fall":
         return Action("fall", t, int(rng.integers(28, 40)))
     flight = int(rng.integers(9, 12))
@@ -143,8 +144,10 @@ def _convert_walker(
             continue
         if kind == "fall" and not well_inside(here + 1.9 * a.heading[i], 0.5)[0]:
             continue
-        if kind == "run" and not in_picture(a.route.at(a.dist[i] + np.arange(0.0, 6.5, 0.5))[0]).all():
-            continue  # room to run: 6 m of the route ahead are in the picture
+        if kind == "run" and abs(a.heading[i][0]) < 0.8:
+            continue  # sprinting across the picture, where its image speed is 3-4x a walker's
+        if kind == "run" and not in_picture(a.route.at(a.dist[i] + np.arange(0.0, 4.5, 0.5))[0]).all():
+            continue  # room to run: 4 m of the route ahead are in the picture
         candidates.append(j)
     if not candidates:
         return None
@@ -174,7 +177,7 @@ def _arriving(rng: np.random.Generator, kind: str, t: int, n: int, event: int) -
     in the picture at frame t and acts there (a bag left behind; any kind when no walker is at hand).
     The one that is the anomaly gets ``event``."""
     if kind in ("run", "bicycle", "cart"):
-        route = _route_through_picture(rng, ("cross",) if kind == "cart" else ("cross", "diag"), -1.0)
+        route = _route_through_picture(rng, ("cross", "diag") if kind == "bicycle" else ("cross",), -1.0)
         if kind == "run":
             action = _action_for(rng, "run", 0)
             speed = action.params["speed"]
@@ -249,15 +252,20 @@ def plan_video(rng: np.random.Generator, name: str, n: int, event_kinds: list[st
         if occupied[t + PREROLL] < target[t + PREROLL] and rng.random() < 0.3:
             bag = int(rng.integers(20, 220)) if rng.random() < 0.2 else None
             walker = _new_walker(rng, t, bag=bag)
-            actors.append(walker)
-            occupy(walker, 1)
+            # a walker takes a while to reach the picture: compare with the crowd when it gets there,
+            # or everyone who starts out meanwhile arrives at once
+            shown = np.arange(walker.t0, walker.t1)[in_picture(walker.pos)] + PREROLL
+            shown = shown[shown < len(occupied)]
+            if len(shown) and occupied[shown[0]] < target[shown[0]]:
+                actors.append(walker)
+                occupy(walker, 1)
     gain = (
         float(rng.uniform(0.85, 1.1)),
-        float(rng.uniform(0.03, 0.08)),
-        float(rng.uniform(250, 600)),
+        float(rng.uniform(0.02, 0.05)),
+        float(rng.uniform(400, 800)),
         float(rng.uniform(0, 2 * np.pi)),
     )
-    return VideoPlan(name, n, actors, events, gain, float(rng.uniform(1.5, 3.0)))
+    return VideoPlan(name, n, actors, events, gain, float(rng.uniform(0.8, 1.6)))
 
 
 def render_video(plan: VideoPlan, cam: Camera, background: np.ndarray, structures: list[Structure], rng):

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stvad.data.synth_scene import (
+    HALF_VIEW,
     PATH_B,
     RUN,
     WALK,
+    Z_NEAR,
     Look,
     Painter,
     body_pose,
@@ -63,19 +65,21 @@ class Route:
 
 
 def in_picture(pos: np.ndarray) -> np.ndarray:
-    """Whether ground points (N, 2) are in the picture (the view is 0.5 m wide per metre of depth)."""
-    return (np.abs(pos[:, 0]) < 0.5 * pos[:, 1]) & (pos[:, 1] > 8.5) & (pos[:, 1] < 24.0)
+    """Whether ground points (N, 2) are in the picture (up to the building at the back)."""
+    return (np.abs(pos[:, 0]) < HALF_VIEW * pos[:, 1]) & (pos[:, 1] > Z_NEAR + 0.5) & (pos[:, 1] < 24.0)
 
 
 def well_inside(pos: np.ndarray, margin: float = 0.8) -> np.ndarray:
-    """Whether ground points (N, 2) are inside the picture with room to spare: depths 9..19 m keep a
-    whole person (or a fallen one) in the frame."""
-    return (np.abs(pos[:, 0]) < 0.5 * pos[:, 1] - margin) & (pos[:, 1] > 9.0) & (pos[:, 1] < 19.0)
+    """Whether ground points (N, 2) are inside the picture with room to spare: depths 7.5..15 m keep a
+    whole person (or a fallen one) in the frame, at least ~14 pixels tall at 64x64."""
+    return (
+        (np.abs(pos[:, 0]) < HALF_VIEW * pos[:, 1] - margin) & (pos[:, 1] > Z_NEAR + 1.5) & (pos[:, 1] < 15.0)
+    )
 
 
 def _edge_x(z: float) -> float:
     """Just outside the picture's side edge at depth z."""
-    return 0.5 * z + 1.3
+    return HALF_VIEW * z + 1.3
 
 
 def random_route(rng: np.random.Generator, kinds: tuple[str, ...] = ("cross", "lawn", "diag")) -> Route:
@@ -83,17 +87,17 @@ def random_route(rng: np.random.Generator, kinds: tuple[str, ...] = ("cross", "l
     weights = np.array([{"cross": 0.55, "lawn": 0.2, "diag": 0.25}[k] for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
     if kind == "cross":
-        z1, z2 = rng.uniform(8.8, 13.0, 2)
+        z1, z2 = rng.uniform(7.5, 13.0, 2)
         pts = np.array([[-_edge_x(z1), z1], [_edge_x(z2), z2]])
     elif kind == "lawn":
-        start = [rng.uniform(-3.0, 3.0), 5.5]  # below the picture: only the head could show, and it does not
+        start = [rng.uniform(-1.5, 1.5), 3.0]  # below the picture: even the head is out of view
         pts = np.array(
             [start, PATH_B[0] + rng.uniform(-0.3, 0.3, 2), *(PATH_B[1:] + rng.uniform(-0.3, 0.3, 2))]
         )
     else:
-        z = rng.uniform(9.5, 13.0)
+        z = rng.uniform(9.5, 14.0)
         side = rng.choice([-1.0, 1.0])
-        pts = np.array([[rng.uniform(-3.0, 3.0), 5.5], [side * _edge_x(z), z]])
+        pts = np.array([[rng.uniform(-1.5, 1.5), 3.0], [side * _edge_x(z), z]])
     if rng.random() < 0.5:
         pts = pts[::-1]
     return Route(pts)
@@ -173,7 +177,7 @@ class Moving(Actor):
 
 def _near_picture(pos: np.ndarray) -> np.ndarray:
     """Ground points close enough to the picture for a person standing there (or a shadow) to show."""
-    return (np.abs(pos[..., 0]) < 0.5 * pos[..., 1] + 3.0) & (pos[..., 1] > 5.8) & (pos[..., 1] < 27.0)
+    return (np.abs(pos[..., 0]) < HALF_VIEW * pos[..., 1] + 3.0) & (pos[..., 1] > 2.0) & (pos[..., 1] < 27.0)
 
 
 class Pedestrian(Actor):

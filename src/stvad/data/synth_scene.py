@@ -21,18 +21,27 @@ SUN = np.array([0.45, -0.3])  # ground shadow offset per metre of height (X, Z):
 SHADOW_DARKNESS = 0.38
 
 
+# The view: the picture is 2 * HALF_VIEW metres wide per metre of depth, and its rows see the ground from
+# Z_NEAR (bottom) to Z_FAR (top; the far ground is hidden behind a building). Close enough that a walker
+# on the plaza is 12-30 pixels tall at 64x64, and the camera high enough (about 4.5 m) that a whole
+# person stays in the picture out to ~22 m.
+HALF_VIEW = 0.32
+Z_NEAR, Z_FAR = 6.0, 40.0
+
+
 @dataclass(frozen=True)
 class Camera:
     """Pinhole camera over a ground plane; rows 0..H-1 see ground depths z_far..z_near."""
 
     height: int
     width: int
-    z_near: float = 8.0
-    z_far: float = 26.0
+    z_near: float = Z_NEAR
+    z_far: float = Z_FAR
+    half_view: float = HALF_VIEW
 
     @property
     def f(self) -> float:
-        return 1.5 * self.height
+        return self.width / (2 * self.half_view)
 
     @property
     def cam_y(self) -> float:
@@ -411,13 +420,13 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
 
 PLAZA_END = 13.5  # the paved plaza reaches this depth; grass beyond it
 HEDGE_Z = 21.0
-PATH_B = np.array([[-5.0, PLAZA_END - 0.3], [-9.0, 16.0], [-15.0, 19.0]])  # a footpath across the grass
+PATH_B = np.array([[-1.0, PLAZA_END - 0.3], [-3.0, 16.0], [-8.0, 19.0]])  # a footpath across the grass
 
 
 def build_background(cam: Camera, rng: np.random.Generator) -> tuple[np.ndarray, list[Structure]]:
     """The static scene as uint8 grey, and the structures that occlude people behind them."""
-    # texels of 2.5 cm at 160 rows, coarser for smaller pictures (the near edge has 30 pixels per metre)
-    res, x0, z0, z1 = 4.0 / cam.height, -18.0, 4.0, 27.0
+    # texels of 3 cm at 128 columns, coarser for smaller pictures (the near edge has ~33 pixels per metre)
+    res, x0, z0, z1 = 4.0 / cam.width, -18.0, 4.0, 27.0
     tw, th = int((-2 * x0) / res), int((z1 - z0) / res)
     X = x0 + res * (np.arange(tw, dtype=np.float32) + 0.5)
     Z = z0 + res * (np.arange(th, dtype=np.float32) + 0.5)
@@ -435,10 +444,10 @@ def build_background(cam: Camera, rng: np.random.Generator) -> tuple[np.ndarray,
     tex = np.where((dist < 0.9) & (ZZ >= PLAZA_END), path, tex)
     tex = np.where(np.abs(ZZ - PLAZA_END) < 0.12, 190, tex)  # kerb
     # lawns in the near corners, as on the real footpath
-    tex = np.where((XX < -3.6) & (ZZ < 9.5) & (XX < -3.6 - (9.5 - ZZ) * 0.1), grass, tex)
-    tex = np.where((XX > 4.2) & (ZZ < 8.6), grass, tex)
+    tex = np.where((XX < -1.9) & (ZZ < 8.2) & (XX < -1.9 - (8.2 - ZZ) * 0.1), grass, tex)
+    tex = np.where((XX > 2.1) & (ZZ < 7.4), grass, tex)
     ss = 4  # supersample the warp, then average down: no aliasing of the texture at far depths
-    big = Camera(cam.height * ss, cam.width * ss, cam.z_near, cam.z_far)
+    big = Camera(cam.height * ss, cam.width * ss, cam.z_near, cam.z_far, cam.half_view)
     hom = big.ground_homography(x0, z0, res)
     ground = cv2.warpPerspective(tex.astype(np.float32), hom, (big.width, big.height), flags=cv2.INTER_LINEAR)
     img = cv2.resize(ground, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
@@ -492,13 +501,12 @@ def _structures() -> list[tuple[float, Callable[[Painter], None]]]:
     return [
         (24.0, boxed((0, 24.5), 40, 1.0, 8.0, [0, 180, 200, 0, 170, 170])),
         (HEDGE_Z, boxed((0, HEDGE_Z + 0.4), 36, 0.8, 1.2, [0, 80, 60, 0, 55, 55])),
-        (kerb + 0.3, lamp(-6.2, kerb + 0.3)),
-        (kerb + 0.3, lamp(5.6, kerb + 0.3)),
-        (kerb + 0.3, lamp(14.0, kerb + 0.3)),
-        (kerb + 0.35, boxed((1.8, kerb + 0.6), 1.8, 0.5, 0.45, [0, 120, 90, 0, 80, 80])),
-        (kerb + 0.25, boxed((-4.6, kerb + 0.5), 0.5, 0.5, 0.9, [0, 70, 55, 0, 50, 50])),
-        (18.0, tree(9.5, 18.0, 1.8)),
-        (20.0, tree(-12.5, 20.0, 2.2)),
+        (kerb + 0.3, lamp(-3.7, kerb + 0.3)),
+        (kerb + 0.3, lamp(3.4, kerb + 0.3)),
+        (kerb + 0.35, boxed((1.3, kerb + 0.6), 1.8, 0.5, 0.45, [0, 120, 90, 0, 80, 80])),
+        (kerb + 0.25, boxed((-2.5, kerb + 0.5), 0.5, 0.5, 0.9, [0, 70, 55, 0, 50, 50])),
+        (18.0, tree(4.6, 18.0, 1.8)),
+        (20.0, tree(-5.8, 20.0, 2.2)),
     ]
 
 
