@@ -134,6 +134,16 @@ def write_overlay_video(
             raise StvadError("no frames to write", path)
         writer.release()
         writer = None
+        # OpenCV's writer reports no I/O error: a disk that fills up leaves a short file without a word
+        cap = cv2.VideoCapture(str(tmp))
+        found = 0
+        while cap.grab():
+            found += 1
+        cap.release()
+        if found != written:
+            raise StvadError(
+                f"cannot write the video whole: {found} of {written} frames in the file (disk full?)", path
+            )
         os.replace(tmp, path)
     finally:
         if writer is not None:
