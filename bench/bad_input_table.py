@@ -153,6 +153,13 @@ def scored(root: Path) -> None:
     assert main(["score", "run", FRAMES, "--out", "scores"]) == 0
 
 
+def overlay_on_full_disk(root: Path) -> None:
+    """An older overlay video in scores/, and the writer's temporary file on /dev/full: OpenCV's writes fail
+    there as on a full disk, and OpenCV does not say so."""
+    assert main(["score", "run", FRAMES, "--video"]) == 0
+    (root / "scores" / ".01.overlay.tmp.avi").symlink_to("/dev/full")
+
+
 def a_file(root: Path) -> None:
     (root / "notes.txt").write_text("a file where a folder is needed\n")
 
@@ -586,6 +593,14 @@ CASES = [
         setup=scored,
         during=full_disk,
         unchanged=["scores/01.csv", "scores/01.json"],
+    ),
+    Case(
+        "full-disk-overlay",
+        "a full disk while the overlay video is written (an older one is in scores/)",
+        ["score", "run", FRAMES, "--video"],
+        "scores/01.overlay.avi: cannot write the video whole: 0 of 80 frames in the file (disk full?)",
+        setup=overlay_on_full_disk,
+        unchanged=["scores/01.overlay.avi"],
     ),
     Case(
         "full-disk-train",
