@@ -284,14 +284,20 @@ class EventLog:
         if self.echo is not None:
             self.echo(line)
         if self._file is not None:
-            self._file.write(line + "\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as e:
+                raise StvadError(f"cannot write events ({e.strerror or e})", self.path) from e
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()  # flushes what a failed write left in the buffer, which can fail again
+            except OSError as e:
+                raise StvadError(f"cannot write events ({e.strerror or e})", self.path) from e
 
     def __enter__(self) -> EventLog:
         return self
