@@ -603,6 +603,13 @@ CASES = [
         unchanged=["scores/01.overlay.avi"],
     ),
     Case(
+        "full-disk-events",
+        "a full disk while watch appends events (the events file on /dev/full)",
+        ["watch", "run", FRAMES, "--threshold=-1e9", "--events", "events.jsonl"],
+        "events.jsonl: cannot write events (No space left on device)",
+        setup=lambda root: (root / "events.jsonl").symlink_to("/dev/full"),
+    ),
+    Case(
         "full-disk-train",
         "a full disk when training resumes (fsync fails)",
         ["train", "data", "--out", "resumed", "--resume", "--set", "train.max_steps=8"],
