@@ -56,6 +56,7 @@ from stvad.losses import (
     recon_loss,
 )
 from stvad.model import build_discriminator, build_generator
+from stvad.scoring import psnr
 
 # Only these may differ between a run's saved config and the config it is resumed with.
 RESUMABLE_KEYS = ("train.max_steps", "train.num_workers")
@@ -132,12 +133,6 @@ def _step_seed(seed: int, *parts: int) -> int:
     for p in parts:
         s = (s * 1_000_003 + p + 1) % (2**63 - 1)
     return s
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample PSNR in dB of (B, C, H, W) images in [-1, 1], i.e. peak-to-peak range 2."""
-    mse = (pred - target).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(4.0 / mse.clamp_min(1e-10))
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
