@@ -5,12 +5,14 @@
 
 Random input at each preset's size and batch, CutMix on every step (the most expensive case after the
 warm-up). Data loading is not included: WindowDataset serves windows from a decoded cache. Prints a
-table and writes bench/results/train_throughput.json. The machine is shared, so the median step is used.
+table and writes bench/results/train_throughput.json with the load average before and after: on a
+shared machine the median step is used and the load says how much of the CPU the run had.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -69,6 +71,7 @@ def main() -> None:
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    load_before = round(os.getloadavg()[0], 2)  # the machine may be shared: record how busy it was
     rows = [measure(name, arch, a.steps) for name in a.presets for arch in a.archs]
     print(f"{'preset':8} {'arch':6} {'size':>9} {'batch':>5} {'step s':>7} {'windows/s':>9} {'est. min':>8}")
     for r in rows:
@@ -88,6 +91,9 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "torch": str(torch.__version__),
             "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1min_before": load_before,
+            "load_average_1min_after": round(os.getloadavg()[0], 2),
             "processor": platform.processor(),
             "note": "G+D step on random input with CutMix every step; excludes data loading and validation",
             "rows": rows,

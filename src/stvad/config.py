@@ -208,8 +208,9 @@ def _preset_tiny() -> Config:
 
 
 def _preset_cpu() -> Config:
-    # 64x64 grey, width 16: ~52 training windows/s on 2 idle cores (bench/train_throughput.py), so
-    # 1200 steps of 8 windows take ~3-4 minutes plus data decoding and validation, more on a shared CPU
+    # 64x64 grey, width 16: 43 training windows/s on 2 cores with CutMix on every step
+    # (bench/train_throughput.py), ~52 at the default CutMix rate, so 1200 steps of 8 windows take
+    # 3-4 minutes plus data decoding and validation; more on a shared CPU
     c = Config(preset="cpu")
     c.model.g_width = c.model.d_width = 16
     c.model.g_residual = True
@@ -221,8 +222,8 @@ def _preset_cpu() -> Config:
 
 
 def _preset_ped2() -> Config:
-    # 128x128 grey, width 16: ~11 windows/s on 2 idle cores; 4000 steps of 8 (~15 epochs of Ped2's
-    # training windows) take ~50 minutes
+    # 128x128 grey, width 16: 8.5 windows/s on 2 cores with CutMix on every step, ~11 at the default
+    # rate; 4000 steps of 8 (~15 passes over Ped2's training windows) take 50-60 minutes
     c = Config(preset="ped2")
     c.data.size = (128, 128)
     c.model.g_width = c.model.d_width = 16
