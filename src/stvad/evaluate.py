@@ -8,7 +8,6 @@ off unless a sigma is given, and then reported separately. Test labels are used 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from stvad._io import atomic_write_json, check_writable
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.errors import StvadError
-from stvad.inference import CALIBRATION_FILE, COPY_LAST, Scorer, SourceScores
+from stvad.inference import COPY_LAST, Scorer, SourceScores, read_calibration
 from stvad.metrics import evaluate_scores, pixel_auroc
 from stvad.report import TopFrame, table_markdown, top_frames, write_report
 from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess
@@ -167,8 +166,7 @@ def evaluate(
 
 def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol) -> Path:
     """Timelines on the calibrated raw scale when the run has a threshold, else per-video min-max."""
-    cal_path = Path(run) / CALIBRATION_FILE
-    cal = json.loads(cal_path.read_text()) if cal_path.exists() else None
+    cal = read_calibration(run)
     variant = scorer.cfg.score.variant
     if cal is not None and cal.get("variant") == variant:
         shown = {k: [np.asarray(x) for x in v] for k, v in scores.items()}
