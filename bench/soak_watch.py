@@ -30,7 +30,7 @@ import torch
 from stvad._io import atomic_write_json
 from stvad.api import Detector
 from stvad.stream import watch
-from watch_memory import EVERY, LIMIT_MB, ROOT, VTEST, Sampled
+from watch_memory import EVERY, LIMIT_MB, ROOT, VTEST, Sampled, print_samples
 
 
 def main() -> None:
@@ -108,9 +108,7 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "opencv": cv2.__version__},
     }
     print(f"{result['video']} looped: {result['frames']} of {a.frames} frames in {result['watch_seconds']} s")
-    print(f"{'frames':>8} {'RSS MB':>8} {'peak MB':>8} {'seconds':>8}")
-    for r in rows:
-        print(f"{r['frames']:>8} {r['rss_mb']:>8.1f} {r['peak_rss_mb']:>8.1f} {r['seconds']:>8.1f}")
+    print_samples(rows)
     print(
         f"errors: {len(errors)}; events: {n_events}; peak RSS growth from frame {EVERY} to the end: "
         f"{growth} MB (limit {LIMIT_MB} MB); RSS slope {result['rss_slope_mb_per_10k_frames']} MB per "

@@ -74,6 +74,13 @@ class Sampled:
         )
 
 
+def print_samples(rows: list[dict]) -> None:
+    """The memory samples as a table: frames watched, resident and peak resident MB, seconds."""
+    print(f"{'frames':>8} {'RSS MB':>8} {'peak MB':>8} {'seconds':>8}")
+    for r in rows:
+        print(f"{r['frames']:>8} {r['rss_mb']:>8.1f} {r['peak_rss_mb']:>8.1f} {r['seconds']:>8.1f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--video", type=Path, default=VTEST)
@@ -124,9 +131,7 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "opencv": cv2.__version__},
     }
     print(f"{result['video']} looped: {result['frames']} frames watched in {result['watch_seconds']} s")
-    print(f"{'frames':>8} {'RSS MB':>8} {'peak MB':>8} {'seconds':>8}")
-    for r in rows:
-        print(f"{r['frames']:>8} {r['rss_mb']:>8.1f} {r['peak_rss_mb']:>8.1f} {r['seconds']:>8.1f}")
+    print_samples(rows)
     verdict = "flat" if result["flat"] else "NOT flat"
     print(
         f"peak RSS growth from frame {EVERY} to the end: {growth} MB ({verdict}; the limit is {LIMIT_MB} MB)"
