@@ -73,6 +73,15 @@ def test_f2_is_the_second_convolution_of_d_enc() -> None:
 
 
 @pytest.mark.parametrize("arch", ["stgan", "ffp"])
+def test_features2_equals_the_f2_of_a_full_pass(arch: str) -> None:
+    D = build_discriminator(tiny(arch)).eval()
+    y = torch.rand(3, 1, 32, 32) * 2 - 1
+    assert torch.equal(D.features2(y).f2, D(y).f2)
+    with pytest.raises(ValueError, match="not divisible"):
+        D.features2(torch.zeros(1, 1, 30, 32))
+
+
+@pytest.mark.parametrize("arch", ["stgan", "ffp"])
 @pytest.mark.parametrize("d_sn", [True, False])
 def test_spectral_norm_on_every_d_conv_but_the_last_1x1(arch: str, d_sn: bool) -> None:
     D = build_discriminator(tiny(arch, d_spectral_norm=d_sn))

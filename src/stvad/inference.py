@@ -40,15 +40,13 @@ class SourceScores:
 
 
 def judge(D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig) -> ScoreBatch:
-    """D's verdict on a window: every variant's score and the pixel map from one D pass over xi and G(x).
+    """D's verdict on a window: every variant's score and the pixel map from one D pass over xi.
 
+    Of D on the prediction G(x) the score needs only F2 (equation 5), so only D's first two layers run on it:
+    the discriminator adds one pass, not two, to the generator's cost.
     Shared by the plain scorer, the cached streaming scorer and the exported graph, so all three score alike.
     """
-    both = D(torch.cat([target, pred]))  # one D pass over real and predicted frames
-    b = target.shape[0]
-    d_real = type(both)(*(t[:b] for t in both))
-    d_fake = type(both)(*(t[b:] for t in both))
-    return score_batch(target, pred, d_real, d_fake, cfg)
+    return score_batch(target, pred, D(target), D.features2(pred), cfg)
 
 
 class Scorer:

@@ -48,6 +48,12 @@ class DiscriminatorOutput(Protocol):
     f2: Tensor  # (B, C2, h, w) features after D_enc's second convolution
 
 
+class F2Features(Protocol):
+    """What scoring needs of D on the prediction: only the F2 features (``DOutput`` or ``F2Output``)."""
+
+    f2: Tensor  # (B, C2, h, w)
+
+
 class ScoreBatch(NamedTuple):
     scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
     anomaly_map: Tensor  # (B, H, W) per-pixel terms of the full score: error * map; sums to scores["full"]
@@ -74,8 +80,8 @@ def discriminator_map(d_real: DiscriminatorOutput) -> Tensor:
 
 
 def feature_map(
-    d_real: DiscriminatorOutput,
-    d_fake: DiscriminatorOutput,
+    d_real: F2Features,
+    d_fake: F2Features,
     size: tuple[int, int],
     reduce: str = "mean",
     upsample: str = "bilinear",
@@ -108,13 +114,13 @@ def score_batch(
     target: Tensor,
     pred: Tensor,
     d_real: DiscriminatorOutput,
-    d_fake: DiscriminatorOutput,
+    d_fake: F2Features,
     cfg: ScoreConfig | None = None,
 ) -> ScoreBatch:
     """Every variant's frame score and the full method's pixel map, from one G + D pass.
 
     ``target`` is xi (B, C, H, W), ``pred`` is G(x) (B, C, H, W); ``d_real = D(target)``,
-    ``d_fake = D(pred)``.
+    ``d_fake`` = ``D(pred)`` or just its F2 features (``D.features2(pred)``).
     ``cfg`` supplies ``f2_reduce`` and ``upsample`` (defaults of :class:`ScoreConfig` when None).
     """
     cfg = cfg or ScoreConfig()

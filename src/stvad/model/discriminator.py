@@ -26,6 +26,12 @@ class DOutput(NamedTuple):
     f2: torch.Tensor  # (B, C2, h, w) features after D_enc's second convolution
 
 
+class F2Output(NamedTuple):
+    """Only D_enc's F2 features: all the anomaly score needs of D on the predicted frame."""
+
+    f2: torch.Tensor  # (B, C2, h, w)
+
+
 class UNetDiscriminator(nn.Module):
     def __init__(
         self, channels: int = 1, width: int = 32, depth: int = 3, attention: bool = True, sn: bool = True
@@ -47,11 +53,19 @@ class UNetDiscriminator(nn.Module):
         self.merge = nn.ModuleList(conv(2 * w[s], w[s], 3, sn=sn) for s in range(depth))
         self.dec_head = conv(w[0], 1, 1)
 
-    def forward(self, y: torch.Tensor) -> DOutput:
-        """(B, C, H, W) frame in [-1, 1] -> DOutput(logit, pixel_logits, f2)."""
+    def _check(self, y: torch.Tensor) -> None:
         H, W = y.shape[-2:]
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
+
+    def features2(self, y: torch.Tensor) -> F2Output:
+        """F2 alone (stem and the first strided convolution): ``forward(y).f2`` at a fraction of the cost."""
+        self._check(y)
+        return F2Output(act(self.down[0][0](act(self.stem(y)))))
+
+    def forward(self, y: torch.Tensor) -> DOutput:
+        """(B, C, H, W) frame in [-1, 1] -> DOutput(logit, pixel_logits, f2)."""
+        self._check(y)
         e = act(self.stem(y))
         skips = [e]
         f2 = e

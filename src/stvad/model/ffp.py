@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stvad.model.discriminator import DOutput
+from stvad.model.discriminator import DOutput, F2Output
 from stvad.model.generator import Features, stage_widths
 from stvad.model.layers import act, conv
 
@@ -76,10 +76,19 @@ class PatchDiscriminator(nn.Module):
         )
         self.head = conv(w[-1], 1, 1)
 
-    def forward(self, y: torch.Tensor) -> DOutput:
+    def _check(self, y: torch.Tensor) -> None:
         H, W = y.shape[-2:]
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
+
+    def features2(self, y: torch.Tensor) -> F2Output:
+        """F2 alone (the first two convolutions): ``forward(y).f2`` at a fraction of the cost."""
+        self._check(y)
+        return F2Output(act(self.convs[1](act(self.convs[0](y)))))
+
+    def forward(self, y: torch.Tensor) -> DOutput:
+        H, W = y.shape[-2:]
+        self._check(y)
         e = y
         f2 = y
         for s, layer in enumerate(self.convs):
