@@ -9,6 +9,7 @@ import pytest
 from stvad.cli import main
 from stvad.config import preset
 from stvad.data.layouts import open_dataset
+from stvad.errors import StvadError
 from stvad.evaluate import ROW_ORDER, evaluate
 from stvad.inference import COPY_LAST, Scorer, calibrate
 from stvad.scoring import VARIANTS
@@ -105,3 +106,24 @@ def test_cli_eval_without_labels_is_a_one_line_error(tiny_run, tmp_path, capsys)
     assert main(["eval", str(tiny_run), str(tmp_path / "own")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no frame labels" in err[0] and "clip" in err[0]
+
+
+def test_generator_only_variants_skip_the_discriminator_and_agree(tiny_run, synth_small, monkeypatch):
+    source = open_dataset(synth_small).test[0].source
+    every = Scorer.from_run(tiny_run).score_source(source)
+    lean = Scorer.from_run(tiny_run, variants=("only-stn", "psnr"))
+
+    def no_d(*args, **kwargs):
+        raise AssertionError("D was called for generator-only variants")
+
+    monkeypatch.setattr(lean.D, "forward", no_d)
+    monkeypatch.setattr(lean.D, "features2", no_d)
+    got = lean.score_source(source)
+    assert set(got.scores) == {"only-stn", "psnr", COPY_LAST}
+    for k in got.scores:
+        np.testing.assert_allclose(got.scores[k], every.scores[k], rtol=1e-5)
+
+
+def test_unknown_score_variant_is_refused(tiny_run):
+    with pytest.raises(StvadError, match="unknown score variant"):
+        Scorer.from_run(tiny_run, variants=("psnr", "mse"))

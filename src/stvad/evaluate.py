@@ -112,7 +112,7 @@ def evaluate(
     scores = {k: [s.scores[k] for s in scored] for k in (*VARIANTS, COPY_LAST)}
 
     if baseline_run is not None:
-        base = Scorer.from_run(baseline_run, batch_size=batch_size)
+        base = Scorer.from_run(baseline_run, batch_size=batch_size, variants=("psnr",))
         if base.T != scorer.T:
             raise StvadError(f"baseline uses T={base.T} but the run uses T={scorer.T}", baseline_run)
         scores[BASELINE] = [base.score_source(v.source, progress=progress).scores["psnr"] for v in videos]

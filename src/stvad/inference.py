@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from stvad.config import ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.data.windows import iter_windows
 from stvad.errors import StvadError
-from stvad.scoring import VARIANTS, ScoreBatch, psnr, score_batch
+from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr, score_batch, score_prediction
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 CALIBRATION_FILE = "calibration.json"
@@ -50,9 +50,24 @@ def judge(D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: Sco
 
 
 class Scorer:
-    """Scores windows with a loaded run. ``variants`` picks what to keep (all are computed in one pass)."""
+    """Scores windows with a loaded run.
 
-    def __init__(self, run: LoadedRun, batch_size: int = 16, device: str | torch.device = "cpu"):
+    ``variants`` picks the scores to compute (default: all, from one G + D pass). When none of them needs
+    the discriminator (``only-stn``, ``psnr``), D is not run at all.
+    """
+
+    def __init__(
+        self,
+        run: LoadedRun,
+        batch_size: int = 16,
+        device: str | torch.device = "cpu",
+        variants: Sequence[str] | None = None,
+    ):
+        self.variants = tuple(VARIANTS if variants is None else variants)
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise StvadError(f"unknown score variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
+        self.use_d = any(v in NEEDS_D for v in self.variants)
         self.run = run
         self.cfg = run.config
         self.device = torch.device(device)
@@ -78,8 +93,9 @@ class Scorer:
         """past uint8 (B, T, H, W, C), target uint8 (B, H, W, C) -> (variant -> (B,), maps (B, H, W))."""
         x = to_model(past).to(self.device)  # (B, T, C, H, W)
         y = to_model(target).to(self.device)  # (B, C, H, W)
-        sb = judge(self.D, y, self.G(x), self.cfg.score)
-        scores = dict(sb.scores)
+        pred = self.G(x)
+        sb = judge(self.D, y, pred, self.cfg.score) if self.use_d else score_prediction(y, pred)
+        scores = {k: sb.scores[k] for k in self.variants}
         scores[COPY_LAST] = -psnr(y, x[:, -1])
         return scores, sb.anomaly_map
 
@@ -113,7 +129,7 @@ class Scorer:
             bar.update(len(batch))
             flush()
         bar.close()
-        keys = (*VARIANTS, COPY_LAST)
+        keys = (*self.variants, COPY_LAST)
         return SourceScores(
             name=name,
             index=np.asarray(index, dtype=np.int64),

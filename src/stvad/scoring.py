@@ -36,6 +36,7 @@ from stvad.config import ScoreConfig
 from stvad.errors import StvadError
 
 VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2")
+NEEDS_D = ("full", "dmap", "f2")  # the others are the generator's alone: scoring them skips D
 NORMALISATIONS = ("global-max", "per-video-minmax", "none")
 F2_REDUCTIONS = ("mean", "max", "l2")
 UPSAMPLINGS = ("bilinear", "nearest")
@@ -136,6 +137,13 @@ def score_batch(
         "f2": (err * fmap).sum(dim=(1, 2)),
     }
     return ScoreBatch(scores, anomaly_map)
+
+
+@torch.no_grad()
+def score_prediction(target: Tensor, pred: Tensor) -> ScoreBatch:
+    """The variants that need no discriminator (``only-stn``, ``psnr``); the map is the plain L1 error."""
+    err = prediction_error(target, pred)
+    return ScoreBatch({"only-stn": err.sum(dim=(1, 2)), "psnr": -psnr(target, pred)}, err)
 
 
 def normalise(scores: Sequence[np.ndarray], method: str) -> list[np.ndarray]:
