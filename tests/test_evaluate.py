@@ -43,7 +43,7 @@ def test_every_frame_after_the_first_T_is_scored_once(evaluated, synth_small):
 def test_json_has_one_entry_per_variant_with_the_four_metrics(evaluated):
     res, out = evaluated
     saved = json.loads((out / "eval.json").read_text())
-    assert set(saved) == {"protocol", "results", "results_smoothed"}
+    assert set(saved) == {"protocol", "results", "results_smoothed", "by_event_type"}  # synthetic: has types
     assert list(saved["results"]) == [v for v in ROW_ORDER if v in saved["results"]]
     assert set(saved["results"]) == {*VARIANTS, COPY_LAST}
     for entry in saved["results"].values():
@@ -127,3 +127,36 @@ def test_generator_only_variants_skip_the_discriminator_and_agree(tiny_run, synt
 def test_unknown_score_variant_is_refused(tiny_run):
     with pytest.raises(StvadError, match="unknown score variant"):
         Scorer.from_run(tiny_run, variants=("psnr", "mse"))
+
+
+def test_synthetic_sets_are_also_measured_per_anomaly_type(evaluated, synth_small):
+    from sklearn.metrics import roc_auc_score
+
+    from stvad.scoring import postprocess
+
+    res, out = evaluated
+    by_type = json.loads((out / "eval.json").read_text())["by_event_type"]
+    events = json.loads((synth_small / "events.json").read_text())["events"]
+    ds = open_dataset(synth_small)
+    T = preset("tiny").data.T
+    kinds = {e["type"] for e in events}
+    assert set(by_type["frames"]) <= kinds and by_type["frames"]
+    assert sum(by_type["frames"].values()) == res["protocol"]["anomalous_frames"]
+    assert "Micro AUROC by anomaly type" in res["table"]
+    # copy-last on one type, recomputed from the frames: the previous frame as prediction, -PSNR, min-max
+    kind = max(by_type["frames"], key=by_type["frames"].get)
+    per_video, keep, labels = [], [], []
+    for v in ds.test:
+        f = np.stack(list(v.source.frames(preset("tiny").data.size, 1))).astype(np.float64) / 255
+        s = 10 * np.log10(((f[T:] - f[T - 1 : -1]) ** 2).reshape(len(f) - T, -1).mean(1).clip(1e-10))
+        per_video.append(s)
+        y = np.asarray(v.labels[T:]).astype(bool)
+        t = np.zeros(len(y), bool)
+        for e in events:
+            if e["video"] == v.name and e["type"] == kind:
+                t[max(e["start"] - T, 0) : e["end"] - T + 1] = True
+        keep.append(~y | t)
+        labels.append(y)
+    s = np.concatenate(postprocess(per_video, res["protocol"]["normalisation"], 0.0))
+    k, y = np.concatenate(keep), np.concatenate(labels)
+    assert by_type["copy-last"][kind] == pytest.approx(roc_auc_score(y[k], s[k]), abs=1e-3)

@@ -95,6 +95,9 @@ def test_table_markdown_formats_percentages():
     html = markdown_table_html(table)
     assert html.count("<tr>") == 3 and "<th>variant</th>" in html and "<td>83.3</td>" in html
     assert "---" not in html
+    two = markdown_table_html(table + "\nWith smoothing <b>:\n\n" + table)
+    assert two.count("<table>") == 2 and two.count("<tr>") == 6
+    assert "<p>With smoothing &lt;b&gt;:</p>" in two
 
 
 @pytest.mark.parametrize("with_labels", [True, False])

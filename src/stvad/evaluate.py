@@ -19,9 +19,10 @@ import torch
 
 from stvad._io import atomic_write_json, check_writable
 from stvad.data.layouts import Dataset, Video, open_dataset
+from stvad.data.synth import read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer, SourceScores, read_calibration
-from stvad.metrics import evaluate_scores, pixel_auroc
+from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc
 from stvad.report import TopFrame, table_markdown, top_frames, write_report
 from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess
 
@@ -72,6 +73,42 @@ def _results(
             "by_normalisation": by_norm[variant],
         }
     return out
+
+
+def _by_event_type(
+    events: list[dict], videos: list[Video], index: list[np.ndarray], scores: dict, labels: list, primary: str
+) -> dict[str, dict]:
+    """Micro AUROC of every row on each anomaly type alone: that type's anomalous frames against all
+    normal frames, scores normalised as in the main table. Says which kinds of anomaly a scorer misses."""
+    types = []
+    for v, idx in zip(videos, index):
+        t = np.full(len(idx), "", dtype=object)
+        for e in events:
+            if e["video"] == v.name:
+                t[(idx >= e["start"]) & (idx <= e["end"])] = e["type"]
+        types.append(t)
+    t_all, y_all = np.concatenate(types), np.concatenate(labels).astype(bool)
+    kinds = sorted({k for k in t_all[y_all] if k})
+    out: dict[str, dict] = {"frames": {k: int(((t_all == k) & y_all).sum()) for k in kinds}}
+    for row in ROW_ORDER:
+        if row not in scores:
+            continue
+        s_all = np.concatenate(postprocess(scores[row], primary, 0.0))
+        out[row] = {}
+        for k in kinds:
+            keep = ~y_all | (t_all == k)
+            out[row][k] = auroc_micro([s_all[keep]], [y_all[keep]])
+    return out
+
+
+def _type_table(by_type: dict[str, dict]) -> str:
+    kinds = list(by_type["frames"])
+    head = ["variant", *(f"{k} ({by_type['frames'][k]})" for k in kinds)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, per in by_type.items():
+        if row != "frames":
+            lines.append("| " + " | ".join([row, *(f"{100 * per[k]:.1f}" for k in kinds)]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def evaluate(
@@ -151,7 +188,14 @@ def evaluate(
     if smoothed:
         table += f"\nWith temporal Gaussian smoothing, sigma = {sigma:g} frames:\n\n"
         table += table_markdown({k: v["by_normalisation"] for k, v in smoothed.items()}, primary=primary)
+    events = read_events(ds.root)
+    if events is not None:
+        by_type = _by_event_type(events, videos, [s.index for s in scored], scores, labels, primary)
+        table += "\nMicro AUROC by anomaly type (that type's frames against all normal frames; frame counts "
+        table += f"in brackets), {primary}:\n\n" + _type_table(by_type)
     out: dict[str, Any] = {"protocol": protocol, "results": results}
+    if events is not None:
+        out["by_event_type"] = by_type
     if smoothed:
         out["results_smoothed"] = smoothed
     if json_path is not None:

@@ -400,6 +400,23 @@ def _is_synth(folder: Path) -> bool:
     return isinstance(meta, dict) and meta.get("generator") == GENERATOR
 
 
+def read_events(root: str | Path) -> list[dict] | None:
+    """The anomaly records (video, type, start, end: 0-based inclusive) of a set this module generated,
+    or None when ``root`` is not one (no events.json, or one another tool wrote)."""
+    path = Path(root) / "events.json"
+    if not _is_synth(Path(root)):
+        return None
+    events = json.loads(path.read_text()).get("events")
+    ok = isinstance(events, list) and all(
+        isinstance(e, dict) and isinstance(e.get("video"), str) and isinstance(e.get("type"), str)
+        and isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
+        for e in events
+    )  # fmt: skip
+    if not ok:
+        raise StvadError("events.json has no valid 'events' list (video, type, start, end)", path)
+    return events
+
+
 @dataclass
 class PlannedVideo:
     split: str  # "train" | "test"

@@ -63,17 +63,30 @@ def table_markdown(results: Results, primary: str = "per-video-minmax") -> str:
 
 
 def markdown_table_html(table: str) -> str:
-    """A pipe table as written by :func:`table_markdown` -> an HTML <table> (first row = header)."""
-    rows = [
-        [html.escape(c.strip()) for c in line.strip().strip("|").split("|")]
-        for line in table.strip().splitlines()
-        if line.strip().startswith("|") and not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*", line.strip())
-    ]
-    if not rows:
-        return ""
-    head = "".join(f"<th>{c}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """Markdown as written by ``stvad eval`` -> HTML: each run of pipe lines becomes a <table> (first row =
+    header), every other non-empty line a paragraph, so the extra tables (smoothed, by anomaly type) stay
+    separate tables with their captions."""
+    parts: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush() -> None:
+        if rows:
+            head = "".join(f"<th>{c}</th>" for c in rows[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows[1:])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            rows.clear()
+
+    for line in table.strip().splitlines():
+        line = line.strip()
+        if line.startswith("|"):
+            if not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*", line):
+                rows.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
+            continue
+        flush()
+        if line:
+            parts.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "".join(parts)
 
 
 def _slug(name: str) -> str:
