@@ -25,13 +25,12 @@ from types import ModuleType
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from stvad._io import check_writable
 from stvad.checkpoint import load_run
 from stvad.config import Config
 from stvad.errors import StvadError
-from stvad.inference import judge, read_calibration
+from stvad.inference import fold_spectral_norm, judge, read_calibration
 from stvad.model import Features
 from stvad.stream import WindowEngine, run_folder
 
@@ -60,15 +59,6 @@ class WindowScore(nn.Module):
     def forward(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sb = judge(self.D, target, self.G(past), self.cfg.score)
         return sb.scores[self.cfg.score.variant], sb.anomaly_map
-
-
-def fold_spectral_norm(module: nn.Module) -> nn.Module:
-    """Replace every parametrized weight by its current (eval-mode) value, in place."""
-    with torch.no_grad():
-        for m in list(module.modules()):
-            for name in list(getattr(m, "parametrizations", {}) or {}):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
-    return module
 
 
 def window_score(run_dir: str | os.PathLike, which: str = "best") -> WindowScore:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from stvad._io import atomic_write_json
@@ -37,6 +38,35 @@ class SourceScores:
     index: np.ndarray  # (n,) int frame numbers, starting at T
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> (n,) raw scores
     maps: np.ndarray | None = None  # (n, H, W) float16 full anomaly maps at model resolution
+
+
+def fold_spectral_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every parametrized weight by its current (eval-mode) value, in place.
+
+    In eval mode a spectrally normalised weight is a constant, W / sigma with sigma from the stored power
+    iteration vectors, yet the parametrization recomputes it on every forward pass.
+    """
+    with torch.no_grad():
+        for m in list(module.modules()):
+            for name in list(getattr(m, "parametrizations", {}) or {}):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return module
+
+
+def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` made ready for scoring, in place: eval mode, spectral norm folded, moved to ``device``,
+    and on a CPU its weights channels-last.
+
+    Folding spectral norm saves recomputing every normalised weight on each call (10% of the full score's
+    time at batch 1 at the ``cpu`` preset; the scores are bit-identical). oneDNN, which runs PyTorch's CPU
+    convolutions, works channels-last: with NCHW tensors each convolution reorders its input and output,
+    with channels-last weights the activations stay channels-last from layer to layer (12-20% faster at
+    the ``cpu`` preset). Both measured by bench/score_throughput.py.
+    """
+    module = fold_spectral_norm(module.eval()).to(device)
+    if device.type == "cpu":
+        module.to(memory_format=torch.channels_last)
+    return module
 
 
 def judge(D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig) -> ScoreBatch:
@@ -71,8 +101,8 @@ class Scorer:
         self.run = run
         self.cfg = run.config
         self.device = torch.device(device)
-        self.G = run.generator.to(self.device).eval()
-        self.D = run.discriminator.to(self.device).eval()
+        self.G = prepare(run.generator, self.device)
+        self.D = prepare(run.discriminator, self.device)
         self.batch_size = batch_size
 
     @classmethod

@@ -29,7 +29,7 @@ from stvad.checkpoint import LoadedRun, load_run
 from stvad.config import Config
 from stvad.data.sources import open_source, resize_frame, to_model
 from stvad.errors import StvadError
-from stvad.inference import judge, read_calibration
+from stvad.inference import judge, prepare, read_calibration
 from stvad.model import Features, feature_windows
 from stvad.scoring import VARIANTS
 
@@ -91,8 +91,8 @@ class TorchEngine(WindowEngine):
 
     def __init__(self, run: LoadedRun, device: str | torch.device = "cpu"):
         super().__init__(run.config, device)
-        self.G = run.generator.to(self.device).eval()
-        self.D = run.discriminator.to(self.device).eval()
+        self.G = prepare(run.generator, self.device)
+        self.D = prepare(run.discriminator, self.device)
 
     def encode_frames(self, x: torch.Tensor) -> Features:
         return self.G.encode_frames(x)
