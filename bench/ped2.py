@@ -4,6 +4,10 @@
     python bench/ped2.py --data ../shared/data/ped2 --seeds 0       # one seed (add more later: results merge)
     python bench/ped2.py --readme                                   # only regenerate the README table
 
+Seeds can also run as parallel processes, one thread each (``OMP_NUM_THREADS=1 ... --seeds 0 &`` and
+``--seeds 1 &``): two single-thread trainings use 2 cores better than one two-thread training on a
+machine that is not idle. Each finished seed is merged into the JSON.
+
 For each seed it trains, in RUNS/stgan-sN, the full method (`ped2` preset) and, in RUNS/ffp-sN, the
 FFP-style baseline (same preset with ``model.arch=ffp``, same loop, same steps), then runs ``stvad eval``'s
 ``evaluate`` once with the baseline attached: per-video min-max and global-max normalisation (eq. 6), no
@@ -189,10 +193,12 @@ def main() -> None:
         update_readme(json.loads(Path(a.json).read_text()))
         return
 
-    previous = json.loads(Path(a.json).read_text()) if Path(a.json).exists() else None
-    per_seed = {s["seed"]: s for s in (previous or {}).get("per_seed", [])}
     for seed in a.seeds:
-        per_seed[seed] = run_seed(a, seed)
+        done_seed = run_seed(a, seed)
+        # seeds may run in parallel processes (one per core): merge with what the file holds right now
+        previous = json.loads(Path(a.json).read_text()) if Path(a.json).exists() else {}
+        per_seed = {s["seed"]: s for s in previous.get("per_seed", [])}
+        per_seed[seed] = done_seed
         seeds = sorted(per_seed)
         done = [per_seed[s] for s in seeds]
         cfg = preset(a.preset).override(a.set)
