@@ -147,7 +147,10 @@ class Scorer:
             )
             index.extend(b[0] for b in batch)
             for k, v in scores.items():
-                parts.setdefault(k, []).append(v.float().cpu().numpy())
+                # a copy: a kept view would pin each batch's small score tensor, allocated among the
+                # batch's large temporaries, and those pinned blocks fragment the heap so that memory
+                # grew by ~25 KB a frame (bench/score_memory.py)
+                parts.setdefault(k, []).append(v.float().cpu().numpy().copy())
             if keep_maps:
                 maps.append(amap.cpu().numpy().astype(np.float16))
             batch.clear()

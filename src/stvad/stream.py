@@ -83,7 +83,9 @@ class WindowEngine:
         if m <= 0:
             return np.zeros(0, np.float32), np.zeros((0, *x.shape[-2:]), np.float32)
         score, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
-        return score.float().cpu().numpy(), amap.float().cpu().numpy()
+        # the scores copied out of torch's tensor: callers keep them (score_frames), and a kept view pins
+        # a small block among each call's large temporaries, which fragments the heap so that memory grows
+        return score.float().cpu().numpy().copy(), amap.float().cpu().numpy()
 
 
 class TorchEngine(WindowEngine):
