@@ -1,0 +1,138 @@
+"""Which kernel runs the SAGAN self-attention (stvad.model.layers.SelfAttention) on a CPU, and what it costs.
+
+    python bench/attention_kernels.py
+
+SelfAttention calls ``F.scaled_dot_product_attention`` with queries and keys of C/8 channels and values of
+C. PyTorch's fused CPU kernel (flash attention) needs one head size for all three, so this call falls
+back to the plain kernel, which materialises the (HW)^2 attention map. The script checks that (forcing
+the fused kernel fails) and times, at the attention shapes of the stvad presets, the module's own forward
+against two formulations with the same result: queries and keys zero-padded to C channels and all three
+contiguous (which the fused kernel accepts) and softmax(q k^T) v written out. Interleaved medians; writes
+bench/results/attention_kernels.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from perf_common import RESULTS, interleaved, load_1min, machine, median, set_threads
+from stvad._io import atomic_write_json
+from stvad.model.layers import SelfAttention
+
+# name -> (batch, channels, side): the attention inputs of G and D when scoring (batch as Scorer runs it)
+SHAPES = {
+    "cpu64 D, batch 16": (16, 64, 16),
+    "cpu256 G, batch 1": (1, 64, 32),
+    "cpu256 D, batch 1": (1, 64, 64),
+    "cpu256 G, batch 8": (8, 64, 32),
+    "paper256 G, batch 8": (8, 256, 16),
+    "paper256 D, batch 8": (8, 512, 32),
+}
+
+
+def qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The module's queries, keys and values as (B, 1, HW, c)."""
+    return tuple(f(x).flatten(2).transpose(1, 2).unsqueeze(1) for f in (m.query, m.key, m.value))
+
+
+def padded_qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q and k zero-padded to v's channels (zeros add nothing to q k^T), all contiguous: the fused kernel
+    also refuses a v whose channels are strided, as the transposed 1x1 convolution output is."""
+    q, k, v = qkv(m, x)
+    pad = v.shape[-1] - q.shape[-1]
+    return F.pad(q, (0, pad)), F.pad(k, (0, pad)), v.contiguous()
+
+
+def padded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(*padded_qkv(m, x), scale=1.0)
+
+
+def explicit(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
+    q, k, v = qkv(m, x)
+    return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+def fused_accepts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    try:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch warns why it refuses before raising
+            F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return True
+    except RuntimeError:
+        return False
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (see score_throughput.py)")
+    p.add_argument("--out", type=Path, default=RESULTS / "attention_kernels.json")
+    a = p.parse_args()
+    set_threads(a.threads)
+    load_before = load_1min()
+    rows = []
+    torch.manual_seed(0)
+    for name, (B, C, side) in SHAPES.items():
+        m = SelfAttention(C).eval()
+        x = torch.randn(B, C, side, side)
+        with torch.no_grad():
+            q, k, v = qkv(m, x)
+            want = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+            diffs = {f.__name__: float((f(m, x) - want).abs().max()) for f in (padded, explicit)}
+            fns = {
+                "module": lambda m=m, x=x: m(x),
+                "padded": lambda m=m, x=x: padded(m, x),
+                "explicit": lambda m=m, x=x: explicit(m, x),
+            }
+            t = {k: median(v) for k, v in interleaved(fns, a.repeats, min_seconds=0.2, warmup=1).items()}
+            accepts = fused_accepts(q, k, v)
+            accepts_padded = fused_accepts(*padded_qkv(m, x))
+        rows.append(
+            {
+                "shape": name,
+                "batch": B,
+                "channels": C,
+                "positions": side * side,
+                "fused_kernel_accepts_module_call": accepts,
+                "fused_kernel_accepts_padded": accepts_padded,
+                "ms": {k: round(1e3 * s, 3) for k, s in t.items()},
+                "speedup_padded": round(t["module"] / t["padded"], 2),
+                "speedup_explicit": round(t["module"] / t["explicit"], 2),
+                "max_abs_diff": diffs,
+            }
+        )
+    load_after = load_1min()
+    print(f"load {load_before} -> {load_after}; ms per call")
+    print(f"{'shape':22} {'HW':>5} {'fused?':>6} {'module':>9} {'padded':>9} {'explicit':>9}")
+    for r in rows:
+        ms = r["ms"]
+        print(
+            f"{r['shape']:22} {r['positions']:>5} {r['fused_kernel_accepts_module_call']!s:>6} "
+            f"{ms['module']:>9.2f} {ms['padded']:>9.2f} {ms['explicit']:>9.2f}"
+        )
+    atomic_write_json(
+        a.out,
+        {
+            "command": f"python bench/attention_kernels.py --repeats {a.repeats} --threads {a.threads}",
+            **machine(),
+            "load_average_1min_before": load_before,
+            "load_average_1min_after": load_after,
+            "note": (
+                "module = SelfAttention.forward as shipped (1x1 convolutions, attention, residual); padded "
+                "and explicit include the 1x1 convolutions but not the reshape back and the residual (two "
+                "element-wise passes)"
+            ),
+            "rows": rows,
+        },
+    )
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
