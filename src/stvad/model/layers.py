@@ -58,8 +58,9 @@ class SelfAttention(nn.Module):
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C/8)
         k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C/8)
         v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        # softmax(q k^T) v with SAGAN's unscaled logits (scale=1), by PyTorch's fused kernel: it never
-        # materialises the (HW)^2 map, so it is faster and lighter than two bmm and a softmax.
+        # softmax(q k^T) v with SAGAN's unscaled logits (scale=1). On a CPU, q and k (C/8 channels) and v (C)
+        # differ in head size, so PyTorch picks its map-materialising kernel, not the fused one; measured
+        # 1.3x faster than two bmm and a softmax for a training step all the same (forward and backward).
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, 1, HW, C)
         out = out.squeeze(1).transpose(1, 2).reshape(B, C, H, W)
         return x + self.gamma * out
