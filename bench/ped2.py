@@ -89,6 +89,10 @@ def run_seed(a: argparse.Namespace, seed: int) -> dict:
         res["eval_seconds"] = round(time.perf_counter() - t0, 1)
         atomic_write_json(cached, res)
     res["train_seconds"] = {"stgan": t_stgan, "ffp": t_ffp}
+    res["bench_times"] = {
+        name: json.loads(f.read_text()) if (f := r / "bench_times.json").exists() else []
+        for name, r in (("stgan", stgan), ("ffp", ffp))
+    }
     res["seed"] = seed
     return res
 
@@ -161,7 +165,9 @@ def render(result: dict) -> str:
         f"{b['max_steps']} steps), checkpoint chosen by validation loss on held-out normal training clips. "
         f"Protocol: all {b['test_videos']} test videos, the first {b['frames_dropped']} frames of each "
         f"dropped, {b['scored_frames']} frames scored. Training time of the full method per seed: "
-        f"{mins} min on {hw['cpu']} ({hw['cpus']} cores{', GPU ' + hw['gpu'] if hw['gpu'] else ''}). "
+        f"{mins} min on {hw['cpu']} ({hw['cpus']} cores{', GPU ' + hw['gpu'] if hw['gpu'] else ''}; "
+        f"{hw['torch_threads']} torch thread(s) per run, wall time on a machine that may have been shared: "
+        f"see `bench_times` in the JSON). "
         f"Published rows are the papers' own numbers (256×256, their protocols), not reproduced here.\n\n"
     )
     return text + "\n".join(lines) + "\n"
