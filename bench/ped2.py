@@ -12,7 +12,7 @@ For each seed it trains, in RUNS/stgan-sN, the full method (`ped2` preset) and, 
 FFP-style baseline (same preset with ``model.arch=ffp``, same loop, same steps), then runs ``stvad eval``'s
 ``evaluate`` once with the baseline attached: per-video min-max and global-max normalisation (eq. 6), no
 smoothing, and the same with temporal Gaussian smoothing (sigma = --sigma frames). The checkpoint scored is
-``best.ckpt``, chosen by the held-out normal training clips' validation loss, never by test labels.
+``best.ckpt``, chosen by the validation PSNR of held-out normal training clips, never by test labels.
 
 Everything is resumable: a finished run (RUN/DONE) is reused, an interrupted one resumes from its last
 checkpoint, a seed already evaluated with the same checkpoint is not scored again. The output,
@@ -66,7 +66,13 @@ def train_run(data: str, run: Path, preset_name: str, seed: int, arch: str, over
         print(f"== training {arch} seed {seed} into {run}" + (" (resuming)" if resume else ""), flush=True)
         t0 = time.perf_counter()
         train(data, run, cfg, resume=resume)
-        times.append({"seconds": round(time.perf_counter() - t0, 1), "load_1min_after": os.getloadavg()[0]})
+        times.append(
+            {
+                "seconds": round(time.perf_counter() - t0, 1),
+                "torch_threads": torch.get_num_threads(),
+                "load_1min_after": os.getloadavg()[0],
+            }
+        )
         atomic_write_json(times_file, times)
         (run / "DONE").write_text("")
     return sum(t["seconds"] for t in times)
@@ -155,19 +161,21 @@ def render(result: dict) -> str:
             cells.append(_cell(s["results_smoothed"][row]["per-video-minmax"]["auroc_micro"]))
         lines.append("| " + " | ".join(cells) + " |")
     for name, value in PUBLISHED.items():
-        blanks = " |" * (len(head) - 2)
-        lines.append(f"| {name}, published | {value:.1f}{blanks}")
+        lines.append(f"| {name}, published | {value:.1f} |" + " |" * (len(head) - 2))
     mins = ", ".join(f"{m:.0f}" for m in b["train_minutes_stgan"])
+    threads = sorted(
+        {t.get("torch_threads") for s in result["per_seed"] for t in s["bench_times"]["stgan"]} - {None}
+    )
     hw = b["hardware"]
     text = (
         f"Seeds {', '.join(map(str, seeds))} (mean ± sample standard deviation over seeds; one value where "
         f"one seed has finished), preset `{b['preset']}` ({b['resolution'][0]}×{b['resolution'][1]} grey, "
-        f"{b['max_steps']} steps), checkpoint chosen by validation loss on held-out normal training clips. "
+        f"{b['max_steps']} steps), checkpoint chosen by validation PSNR on held-out normal training clips. "
         f"Protocol: all {b['test_videos']} test videos, the first {b['frames_dropped']} frames of each "
         f"dropped, {b['scored_frames']} frames scored. Training time of the full method per seed: "
         f"{mins} min on {hw['cpu']} ({hw['cpus']} cores{', GPU ' + hw['gpu'] if hw['gpu'] else ''}; "
-        f"{hw['torch_threads']} torch thread(s) per run, wall time on a machine that may have been shared: "
-        f"see `bench_times` in the JSON). "
+        f"{'/'.join(map(str, threads)) or '?'} torch thread(s) per training run, single-thread seeds trained "
+        f"side by side; wall time on a machine that may have been shared: `bench_times` in the JSON). "
         f"Published rows are the papers' own numbers (256×256, their protocols), not reproduced here.\n\n"
     )
     return text + "\n".join(lines) + "\n"
