@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from perf_common import cpu_model
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.evaluate import BASELINE, evaluate
@@ -44,16 +45,6 @@ README = ROOT / "README.md"
 ROWS = ("full", "only-stn", "psnr", "dmap", "f2", BASELINE, "copy-last")
 PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNAD (Park et al. 2020)": 97.0}
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train_run(data: str, run: Path, preset_name: str, seed: int, arch: str, overrides: list[str]) -> float:

@@ -215,9 +215,9 @@ _SHORT_BUDGET_LR = (1e-3, 4e-3)
 
 
 def _preset_cpu() -> Config:
-    # 64x64 grey, width 16: 43 training windows/s on 2 cores with CutMix on every step
-    # (bench/train_throughput.py), ~52 at the default CutMix rate, so 1200 steps of 8 windows take
-    # 3-4 minutes plus data decoding and validation; more on a shared CPU
+    # 64x64 grey, width 16: 47 training windows/s on 2 idle cores with CutMix on every step
+    # (bench/train_throughput.py), so 1200 steps of 8 windows take 3-4 minutes plus data decoding and
+    # validation; more on a shared CPU
     c = Config(preset="cpu")
     c.model.g_width = c.model.d_width = 16
     c.model.g_residual = True
@@ -230,17 +230,15 @@ def _preset_cpu() -> Config:
 
 
 def _preset_ped2() -> Config:
-    # 128x128 grey, width 16: a step of 8 windows takes ~0.76 s on 2 idle cores with CutMix
-    # (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's training windows) take ~40 minutes
-    c = Config(preset="ped2")
+    # the cpu preset's model and learning rates at 128x128 grey, trained longer: a step of 8 windows takes
+    # ~0.79 s on 2 idle cores with CutMix (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's
+    # training windows) take ~40 minutes
+    c = _preset_cpu()
+    c.preset = "ped2"
     c.data.size = (128, 128)
-    c.model.g_width = c.model.d_width = 16
-    c.model.g_residual = True
     c.train.max_steps = 3000
-    c.train.batch_size = 8
     c.train.val_every = 500
     c.train.cutmix_warmup = 750
-    c.train.lr_g, c.train.lr_d = _SHORT_BUDGET_LR
     return c
 
 

@@ -89,10 +89,9 @@ def gan_step(
 ) -> dict[str, torch.Tensor]:
     """One D step then one G step on a batch (x (B,T,C,H,W) past frames, y (B,C,H,W) next frames)."""
     logs: dict[str, torch.Tensor] = {}
-    with frozen(D):
-        # One generator pass serves both updates: D's step sees it detached, and G's weights do not
-        # change before G's own step, so this equals a second forward (a third of G's cost saved).
-        pred = G(x)
+    # One generator pass serves both updates: D's step sees it detached, and G's weights do not change
+    # before G's own step, so this equals a second forward (a third of G's cost saved).
+    pred = G(x)
     if tc.adversarial:
         fake = pred.detach()
         with frozen(G):

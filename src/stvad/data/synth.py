@@ -392,21 +392,27 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
-def _is_synth(folder: Path) -> bool:
+def _synth_meta(folder: Path) -> dict | None:
+    """events.json of a set this module generated, parsed; None if missing, unreadable or another tool's."""
     try:
         meta = json.loads((folder / "events.json").read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("generator") == GENERATOR
+        return None
+    return meta if isinstance(meta, dict) and meta.get("generator") == GENERATOR else None
+
+
+def _is_synth(folder: Path) -> bool:
+    return _synth_meta(folder) is not None
 
 
 def read_events(root: str | Path) -> list[dict] | None:
     """The anomaly records (video, type, start, end: 0-based inclusive) of a set this module generated,
     or None when ``root`` is not one (no events.json, or one another tool wrote)."""
     path = Path(root) / "events.json"
-    if not _is_synth(Path(root)):
+    meta = _synth_meta(Path(root))
+    if meta is None:
         return None
-    events = json.loads(path.read_text()).get("events")
+    events = meta.get("events")
     ok = isinstance(events, list) and all(
         isinstance(e, dict) and isinstance(e.get("video"), str) and isinstance(e.get("type"), str)
         and isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
