@@ -2,12 +2,15 @@
 
     python bench/attention_kernels.py
 
-SelfAttention calls ``F.scaled_dot_product_attention`` with queries and keys of C/8 channels and values of
-C. PyTorch's fused CPU kernel (flash attention) needs one head size for all three, so this call falls
-back to the plain kernel, which materialises the (HW)^2 attention map. The script checks that (forcing
-the fused kernel fails) and times, at the attention shapes of the stvad presets, the module's own forward
-against two formulations with the same result: queries and keys zero-padded to C channels and all three
-contiguous (which the fused kernel accepts) and softmax(q k^T) v written out. Interleaved medians; writes
+SAGAN attention has queries and keys of C/8 channels and values of C. PyTorch's fused CPU kernel (flash
+attention) needs one head size for all three, so ``F.scaled_dot_product_attention`` on them as they come
+(``unpadded``) falls back to the plain kernel, which materialises the (HW)^2 attention map. The script
+checks that (forcing the fused kernel fails) and times, at the attention shapes of the stvad presets, that
+call against two formulations with the same result: queries and keys zero-padded to C channels and all
+three contiguous (``padded``, which the fused kernel accepts) and softmax(q k^T) v written out
+(``explicit``), and the module as shipped (``module``: it pads at inference on a CPU where C <= 64, see
+``stvad.model.layers.pad_for_fused_kernel``). A second table times a training step's attention (forward
+and backward) unpadded against padded at the training shapes. Interleaved medians; writes
 bench/results/attention_kernels.json.
 """
 
@@ -34,6 +37,13 @@ SHAPES = {
     "paper256 G, batch 8": (8, 256, 16),
     "paper256 D, batch 8": (8, 512, 32),
 }
+# the attention inputs of G and D in a training step of 8 windows
+TRAIN_SHAPES = {
+    "cpu64 G": (8, 64, 8),
+    "cpu64 D": (8, 64, 16),
+    "ped2 G": (8, 64, 16),
+    "ped2 D": (8, 64, 32),
+}
 
 
 def qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -47,6 +57,10 @@ def padded_qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     q, k, v = qkv(m, x)
     pad = v.shape[-1] - q.shape[-1]
     return F.pad(q, (0, pad)), F.pad(k, (0, pad)), v.contiguous()
+
+
+def unpadded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(*qkv(m, x), scale=1.0)
 
 
 def padded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -87,6 +101,7 @@ def main() -> None:
             diffs = {f.__name__: float((f(m, x) - want).abs().max()) for f in (padded, explicit)}
             fns = {
                 "module": lambda m=m, x=x: m(x),
+                "unpadded": lambda m=m, x=x: unpadded(m, x),
                 "padded": lambda m=m, x=x: padded(m, x),
                 "explicit": lambda m=m, x=x: explicit(m, x),
             }
@@ -99,22 +114,50 @@ def main() -> None:
                 "batch": B,
                 "channels": C,
                 "positions": side * side,
-                "fused_kernel_accepts_module_call": accepts,
+                "fused_kernel_accepts_unpadded": accepts,
                 "fused_kernel_accepts_padded": accepts_padded,
                 "ms": {k: round(1e3 * s, 3) for k, s in t.items()},
-                "speedup_padded": round(t["module"] / t["padded"], 2),
-                "speedup_explicit": round(t["module"] / t["explicit"], 2),
+                "speedup_padded": round(t["unpadded"] / t["padded"], 2),
+                "speedup_explicit": round(t["unpadded"] / t["explicit"], 2),
+                "speedup_module": round(t["unpadded"] / t["module"], 2),
                 "max_abs_diff": diffs,
             }
         )
+    train_rows = []
+    for name, (B, C, side) in TRAIN_SHAPES.items():
+        m = SelfAttention(C)
+        x = torch.randn(B, C, side, side, requires_grad=True)
+        fns = {
+            "unpadded": lambda m=m, x=x: unpadded(m, x).sum().backward(),
+            "padded": lambda m=m, x=x: padded(m, x).sum().backward(),
+        }
+        t = {k: median(v) for k, v in interleaved(fns, a.repeats, min_seconds=0.2, warmup=1).items()}
+        train_rows.append(
+            {
+                "shape": name,
+                "batch": B,
+                "channels": C,
+                "positions": side * side,
+                "ms_forward_backward": {k: round(1e3 * s, 3) for k, s in t.items()},
+                "speedup_padded": round(t["unpadded"] / t["padded"], 2),
+            }
+        )
     load_after = load_1min()
-    print(f"load {load_before} -> {load_after}; ms per call")
-    print(f"{'shape':22} {'HW':>5} {'fused?':>6} {'module':>9} {'padded':>9} {'explicit':>9}")
+    print(f"load {load_before} -> {load_after}; inference, ms per call")
+    print(f"{'shape':22} {'HW':>5} {'fused?':>6} {'unpadded':>9} {'padded':>9} {'explicit':>9} {'module':>9}")
     for r in rows:
         ms = r["ms"]
         print(
-            f"{r['shape']:22} {r['positions']:>5} {r['fused_kernel_accepts_module_call']!s:>6} "
-            f"{ms['module']:>9.2f} {ms['padded']:>9.2f} {ms['explicit']:>9.2f}"
+            f"{r['shape']:22} {r['positions']:>5} {r['fused_kernel_accepts_unpadded']!s:>6} "
+            f"{ms['unpadded']:>9.2f} {ms['padded']:>9.2f} {ms['explicit']:>9.2f} {ms['module']:>9.2f}"
+        )
+    print("training step (forward + backward), ms per call")
+    print(f"{'shape':22} {'HW':>5} {'unpadded':>9} {'padded':>9} {'speed-up':>9}")
+    for r in train_rows:
+        ms = r["ms_forward_backward"]
+        print(
+            f"{r['shape']:22} {r['positions']:>5} {ms['unpadded']:>9.2f} {ms['padded']:>9.2f} "
+            f"{r['speedup_padded']:>9.2f}"
         )
     atomic_write_json(
         a.out,
@@ -124,11 +167,12 @@ def main() -> None:
             "load_average_1min_before": load_before,
             "load_average_1min_after": load_after,
             "note": (
-                "module = SelfAttention.forward as shipped (1x1 convolutions, attention, residual); padded "
-                "and explicit include the 1x1 convolutions but not the reshape back and the residual (two "
-                "element-wise passes)"
+                "module = SelfAttention.forward as shipped (1x1 convolutions, attention, residual; padded "
+                "at inference on a CPU where C <= 64); unpadded, padded and explicit include the 1x1 "
+                "convolutions but not the reshape back and the residual (two element-wise passes)"
             ),
             "rows": rows,
+            "training_rows": train_rows,
         },
     )
     print(f"wrote {a.out}")

@@ -197,6 +197,55 @@ def test_convlstm_cell_matches_the_lstm_equations() -> None:
     assert torch.allclose(h1.flatten(), o * torch.tanh(c_new), atol=1e-6)
 
 
+def test_convlstm_split_gates_equal_one_convolution_on_input_and_state() -> None:
+    """The input half batched over all steps plus the hidden half per step (skipped at h_0 = 0) is the
+    ConvLSTM of the equations: one 3x3 convolution on [x_t, h_{t-1}] per step, from the zero state."""
+    torch.manual_seed(0)
+    lstm = ConvLSTM(4, 5, kernel=3, layers=2)
+    with torch.no_grad():
+        for cell in lstm.cells:
+            cell.peep_i.normal_()
+            cell.peep_f.normal_()
+            cell.peep_o.normal_()
+    x = torch.randn(2, 3, 4, 6, 6)
+
+    def step(cell: ConvLSTMCell, inp, h, c):
+        zi, zf, zc, zo = cell.gates(torch.cat([inp, h], 1)).chunk(4, 1)
+        i = torch.sigmoid(zi + cell.peep_i * c)
+        f = torch.sigmoid(zf + cell.peep_f * c)
+        c = f * c + i * torch.tanh(zc)
+        return torch.sigmoid(zo + cell.peep_o * c) * torch.tanh(c), c
+
+    with torch.no_grad():
+        states = [(torch.zeros(2, 5, 6, 6), torch.zeros(2, 5, 6, 6)) for _ in lstm.cells]
+        for t in range(3):
+            inp = x[:, t]
+            for n, cell in enumerate(lstm.cells):
+                states[n] = step(cell, inp, *states[n])
+                inp = states[n][0]
+        got = lstm(x)
+        gates = lstm.input_gates(x.flatten(0, 1)).unflatten(0, (2, 3))
+        assert torch.allclose(got, states[-1][0], atol=1e-6)
+        assert torch.allclose(lstm(x, gates=gates), got, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [16, 64, 128])
+def test_self_attention_padded_inference_equals_the_plain_call(channels: int) -> None:
+    """At inference on a CPU with C <= 64, q and k are zero-padded for the fused kernel: same output."""
+    from stvad.model.layers import SelfAttention, pad_for_fused_kernel
+
+    torch.manual_seed(0)
+    m = SelfAttention(channels)
+    with torch.no_grad():
+        m.gamma.fill_(1.0)
+    x = torch.randn(2, channels, 8, 8)
+    trained_path = m(x)  # gradients on: never padded
+    assert not pad_for_fused_kernel(x)
+    with torch.no_grad():
+        assert pad_for_fused_kernel(x) == (channels <= 64)
+        assert torch.allclose(m(x), trained_path, atol=1e-5)
+
+
 def test_convlstm_forget_bias_starts_at_one_and_layers_stack() -> None:
     lstm = ConvLSTM(4, 5, kernel=3, layers=2)
     assert len(lstm.cells) == 2

@@ -4,15 +4,17 @@ After Lee et al., "STAN: Spatio-Temporal Adversarial Networks for Abnormal Event
 turned into a next-frame predictor as in the paper:
 
     frame_k --encoder--> e_k^0 .. e_k^D        (per frame, shared weights; e^s at 1/2^s of the frame size)
-    (e_1^D .. e_T^D) --ConvLSTM--> h            (motion: only the coarsest features go through time)
+    (e_1^D .. e_T^D) --ConvLSTM--> h            (motion: only the coarsest features go through time; the
+                                                 input half of its gate convolution is per frame too)
     h --self-attention--> --decoder--> xi_hat   (transposed convolutions back to frame size, tanh)
 
 Skip connections (``g_skip``) feed the decoder at scale s with e_T^s, the encoder features of the most
 recent frame: appearance comes from the last frame, its change from the ConvLSTM. With ``g_residual`` the
 decoder's output is added to the most recent frame before the tanh, xi_hat = tanh(atanh(frame_T) + out),
 so an untrained G starts as "copy the last frame" and learns the change (a choice, measured). Because
-every part except the ConvLSTM works on single frames, a streaming scorer can run ``encode_frames`` once
-per frame and ``predict_from_features`` once per window; ``G(x) == predict_from_features(encode_frames(x))``.
+every part except the ConvLSTM's recurrence works on single frames, a streaming scorer can run
+``encode_frames`` once per frame and ``predict_from_features`` once per window;
+``G(x) == predict_from_features(encode_frames(x))``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch import nn
 from stvad.model.convlstm import ConvLSTM
 from stvad.model.layers import SelfAttention, act, conv
 
-Features = tuple[torch.Tensor, ...]  # the frame itself, then one tensor per scale s = 0..depth
+# the frame itself, one tensor per scale s = 0..depth, then the ConvLSTM's input half of the coarsest scale
+Features = tuple[torch.Tensor, ...]
 
 
 def stage_widths(width: int, depth: int, cap: int) -> list[int]:
@@ -72,7 +75,8 @@ class STGenerator(nn.Module):
             nn.init.zeros_(self.out.bias)
 
     def encode_frames(self, frames: torch.Tensor) -> Features:
-        """(N, C, H, W) frames -> (frames, e^0, ..., e^D), e^s of shape (N, c_s, H/2^s, W/2^s)."""
+        """(N, C, H, W) frames -> (frames, e^0, ..., e^D, g), e^s of shape (N, c_s, H/2^s, W/2^s) and g the
+        ConvLSTM's input half W_x* e^D + b, (N, 4 c_D, H/2^D, W/2^D)."""
         H, W = frames.shape[-2:]
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^g_depth = {2**self.depth}")
@@ -81,11 +85,12 @@ class STGenerator(nn.Module):
         for strided, refine in self.down:
             e = act(refine(act(strided(e))))
             feats.append(e)
+        feats.append(self.lstm.input_gates(e))
         return tuple(feats)
 
     def predict_from_features(self, feats: Features) -> torch.Tensor:
         """``encode_frames`` output stacked over a window, each (B, T, ...) -> (B, C, H, W) next frame."""
-        h = self.lstm(feats[-1])  # (B, c_D, H/2^D, W/2^D)
+        h = self.lstm(feats[-2], gates=feats[-1])  # (B, c_D, H/2^D, W/2^D)
         if self.attn is not None:
             h = self.attn(h)
         for s in reversed(range(self.depth)):
