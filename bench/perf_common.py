@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stvad.checkpoint import LoadedRun
 from stvad.config import Config
-from stvad.model import build_discriminator, build_generator
+from stvad.model import build_discriminator, build_generator, layers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,9 +58,20 @@ def machine() -> dict:
 
 def flops_per_call(fn: Callable[[], object]) -> int:
     """FLOPs of one call as ``torch.utils.flop_counter`` counts them (convolutions and matrix products;
-    element-wise work is not counted)."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
+    element-wise work is not counted).
+
+    The counter has no formula for PyTorch's fused CPU attention kernel, which SelfAttention uses at
+    inference where its q and k are zero-padded (``stvad.model.layers.pad_for_fused_kernel``); the count
+    runs with the padding off, so attention is counted as the useful work of SAGAN's formulation
+    (q k^T over C/8 channels, then the product with v), not the padded or the missing one.
+    """
+    saved = layers.PAD_MAX_CHANNELS
+    layers.PAD_MAX_CHANNELS = 0
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        layers.PAD_MAX_CHANNELS = saved
     return int(counter.get_total_flops())
 
 
