@@ -46,29 +46,16 @@ TRAIN_SHAPES = {
 }
 
 
-def qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The module's queries, keys and values as (B, 1, HW, c)."""
-    return tuple(f(x).flatten(2).transpose(1, 2).unsqueeze(1) for f in (m.query, m.key, m.value))
-
-
-def padded_qkv(m: SelfAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q and k zero-padded to v's channels (zeros add nothing to q k^T), all contiguous: the fused kernel
-    also refuses a v whose channels are strided, as the transposed 1x1 convolution output is."""
-    q, k, v = qkv(m, x)
-    pad = v.shape[-1] - q.shape[-1]
-    return F.pad(q, (0, pad)), F.pad(k, (0, pad)), v.contiguous()
-
-
 def unpadded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
-    return F.scaled_dot_product_attention(*qkv(m, x), scale=1.0)
+    return F.scaled_dot_product_attention(*m.qkv(x, pad=False), scale=1.0)
 
 
 def padded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
-    return F.scaled_dot_product_attention(*padded_qkv(m, x), scale=1.0)
+    return F.scaled_dot_product_attention(*m.qkv(x, pad=True), scale=1.0)
 
 
 def explicit(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
-    q, k, v = qkv(m, x)
+    q, k, v = m.qkv(x, pad=False)
     return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
 
 
@@ -96,7 +83,7 @@ def main() -> None:
         m = SelfAttention(C).eval()
         x = torch.randn(B, C, side, side)
         with torch.no_grad():
-            q, k, v = qkv(m, x)
+            q, k, v = m.qkv(x, pad=False)
             want = F.scaled_dot_product_attention(q, k, v, scale=1.0)
             diffs = {f.__name__: float((f(m, x) - want).abs().max()) for f in (padded, explicit)}
             fns = {
@@ -107,7 +94,7 @@ def main() -> None:
             }
             t = {k: median(v) for k, v in interleaved(fns, a.repeats, min_seconds=0.2, warmup=1).items()}
             accepts = fused_accepts(q, k, v)
-            accepts_padded = fused_accepts(*padded_qkv(m, x))
+            accepts_padded = fused_accepts(*m.qkv(x, pad=True))
         rows.append(
             {
                 "shape": name,

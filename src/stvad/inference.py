@@ -62,8 +62,8 @@ def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     Folding spectral norm saves recomputing every normalised weight on each call (the scores are
     bit-identical). oneDNN, which runs PyTorch's CPU convolutions, works channels-last: with NCHW tensors
     each convolution reorders its input and output, with channels-last weights the activations stay
-    channels-last from layer to layer. At the ``cpu`` preset the full score gets 1.3x faster at batch 1
-    (folding 1.1x of it) and 1.15x at batch 16; G alone 1.2x (bench/score_throughput.py).
+    channels-last from layer to layer. At the ``cpu`` preset the full score got 1.19-1.30x faster at batch 1
+    (folding 1.08-1.10x of it) and 1.06-1.15x at batch 16 over two runs of bench/score_throughput.py.
     """
     module = fold_spectral_norm(module.eval()).to(device)
     if device.type == "cpu":

@@ -53,14 +53,21 @@ class SelfAttention(nn.Module):
         self.value = conv(channels, channels, 1, sn=sn)
         self.gamma = nn.Parameter(torch.zeros(1))
 
+    def qkv(self, x: torch.Tensor, pad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries and keys (B, 1, HW, C/8) and values (B, 1, HW, C) of x (B, C, H, W).
+
+        ``pad``: q and k zero-padded to C channels (zeros add nothing to q k^T) and v made contiguous, the
+        one head size and layout PyTorch's fused CPU kernel accepts (it refuses the transposed, strided v).
+        """
+        q, k, v = (f(x).flatten(2).transpose(1, 2).unsqueeze(1) for f in (self.query, self.key, self.value))
+        if pad:
+            C = v.shape[-1]
+            q, k, v = F.pad(q, (0, C - q.shape[-1])), F.pad(k, (0, C - k.shape[-1])), v.contiguous()
+        return q, k, v
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C/8)
-        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C/8)
-        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        if pad_for_fused_kernel(x):
-            # zeros add nothing to q k^T; with one head size and contiguous inputs the fused kernel runs
-            q, k, v = F.pad(q, (0, C - q.shape[-1])), F.pad(k, (0, C - k.shape[-1])), v.contiguous()
+        q, k, v = self.qkv(x, pad=pad_for_fused_kernel(x))
         # softmax(q k^T) v with SAGAN's unscaled logits (scale=1)
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, 1, HW, C)
         out = out.squeeze(1).transpose(1, 2).reshape(B, C, H, W)
