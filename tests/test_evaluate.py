@@ -160,3 +160,18 @@ def test_synthetic_sets_are_also_measured_per_anomaly_type(evaluated, synth_smal
     s = np.concatenate(postprocess(per_video, res["protocol"]["normalisation"], 0.0))
     k, y = np.concatenate(keep), np.concatenate(labels)
     assert by_type["copy-last"][kind] == pytest.approx(roc_auc_score(y[k], s[k]), abs=1e-3)
+
+
+def test_eval_can_change_how_the_run_is_scored_and_records_it(tiny_run, synth_small, tmp_path):
+    config_before = (tiny_run / "config.json").read_text()
+    flags = ["--set", "score.aggregate=patch-max", "--set", "score.patch=0.25"]
+    assert main(["eval", str(tiny_run), str(synth_small), "--json", str(tmp_path / "e.json"), *flags]) == 0
+    score = json.loads((tmp_path / "e.json").read_text())["protocol"]["score"]
+    assert score["aggregate"] == "patch-max" and score["patch"] == 0.25
+    assert (tiny_run / "config.json").read_text() == config_before  # the run itself is not changed
+
+
+def test_eval_refuses_to_change_what_the_run_learned(tiny_run, synth_small, capsys):
+    assert main(["eval", str(tiny_run), str(synth_small), "--set", "model.g_width=8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only score.* settings" in err[0]

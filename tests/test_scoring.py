@@ -9,9 +9,11 @@ from stvad import StvadError
 from stvad.config import ScoreConfig
 from stvad.scoring import (
     VARIANTS,
+    aggregate,
     discriminator_map,
     feature_map,
     normalise,
+    patch_side,
     postprocess,
     prediction_error,
     psnr,
@@ -158,3 +160,48 @@ def test_smoothing_is_per_video_and_off_by_default():
     pp = postprocess([spike, np.arange(6.0)], "per-video-minmax", sigma=2.0)
     assert all(p.min() == 0.0 and p.max() == pytest.approx(1.0) for p in pp)
     assert ScoreConfig().smoothing_sigma == 0.0
+
+
+def _brute_patch_max(terms: torch.Tensor, k: int) -> torch.Tensor:
+    s = k // 2
+    h, w = terms.shape[1:]
+    sums = [
+        terms[:, r : r + k, c : c + k].sum(dim=(1, 2))
+        for r in range(0, h - k + 1, s)
+        for c in range(0, w - k + 1, s)
+    ]
+    return torch.stack(sums, dim=1).amax(dim=1)
+
+
+def test_patch_max_is_the_largest_window_sum_and_sum_is_equation_4():
+    terms = torch.rand(3, 16, 16)
+    torch.testing.assert_close(aggregate(terms, ScoreConfig()), terms.sum(dim=(1, 2)))
+    cfg = ScoreConfig(aggregate="patch-max", patch=0.25)  # 4 px windows, stride 2
+    assert patch_side(terms.shape, cfg.patch) == 4
+    torch.testing.assert_close(aggregate(terms, cfg), _brute_patch_max(terms, 4))
+
+
+def test_patch_max_ranks_a_concentrated_error_above_the_same_error_spread_thin():
+    spread = torch.full((1, 16, 16), 1.0 / 256)
+    blob = torch.zeros(1, 16, 16)
+    blob[0, 5:9, 9:13] = 1.0 / 16  # the same total error on one small object
+    cfg = ScoreConfig(aggregate="patch-max", patch=0.25)
+    torch.testing.assert_close(aggregate(spread, ScoreConfig()), aggregate(blob, ScoreConfig()))
+    assert aggregate(blob, cfg).item() > 8 * aggregate(spread, cfg).item()  # 9/16 against 1/16
+
+
+def test_psnr_of_the_worst_window_and_every_variant_aggregated_alike():
+    target, pred, d_real, d_fake = constant_case()
+    pred = pred.clone()
+    pred[:, :, :2, :2] = 0.5  # a perfect corner: the worst window is elsewhere, at the frame's MSE
+    cfg = ScoreConfig(aggregate="patch-max", patch=0.25)  # 2 px windows on 8x8
+    sb, whole = score_batch(target, pred, d_real, d_fake, cfg), score_batch(target, pred, d_real, d_fake)
+    torch.testing.assert_close(sb.scores["psnr"], torch.full((B,), -10 * math.log10(16)))
+    assert (whole.scores["psnr"] < sb.scores["psnr"]).all()  # the whole frame includes the perfect corner
+    torch.testing.assert_close(sb.scores["only-stn"], torch.full((B,), 4 * 0.5))
+    torch.testing.assert_close(sb.scores["full"], torch.full((B,), 4 * 0.5 * 0.5 * 0.25))
+    torch.testing.assert_close(sb.anomaly_map, whole.anomaly_map)  # the map does not depend on it
+    with pytest.raises(StvadError, match="score.aggregate"):
+        score_batch(target, pred, d_real, d_fake, ScoreConfig(aggregate="median"))
+    with pytest.raises(StvadError, match="score.patch"):
+        score_batch(target, pred, d_real, d_fake, ScoreConfig(aggregate="patch-max", patch=0.0))

@@ -72,6 +72,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         report_dir=a.report,
         smoothing_sigma=a.sigma,
         layout=a.layout,
+        score_set=a.set or [],
     )
     print(result["table"])
     return 0
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", default=None, help="folder for the HTML report")
     ev.add_argument("--sigma", type=float, default=None, help="also report with temporal smoothing")
     ev.add_argument("--layout", default=None)
+    ev.add_argument("--set", action="append", metavar="score.KEY=VALUE", help="change how the run is scored")
     ev.set_defaults(func=_cmd_eval)
 
     demo = sub.add_parser("demo", help="synthesise data, train, evaluate and write the report")

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class ScoreConfig:
     variant: str = "full"  # full | only-stn | psnr | dmap | f2
     f2_reduce: str = "mean"  # channel reduction of |F2(xi) - F2(G(x))|: mean | max | l2
     upsample: str = "bilinear"  # F2 difference to frame size: bilinear | nearest
+    aggregate: str = "sum"  # pixel terms -> frame score: sum (eq. 4) | patch-max (worst window)
+    patch: float = 0.125  # patch-max window side, as a fraction of the frame's shorter side
     normalisation: str = "per-video-minmax"  # global-max (eq. 6) | per-video-minmax | none
     smoothing_sigma: float = 0.0  # temporal Gaussian smoothing of the score, in frames; 0 = off
     threshold_quantile: float = 0.99  # of normal held-out scores, for predict()/watch
@@ -121,6 +124,14 @@ class Config:
             k, v = a.split("=", 1)
             out.set(k.strip(), v.strip())
         return out
+
+    def with_score(self, assignments: Sequence[str]) -> Config:
+        """``override`` limited to ``score.*`` keys: how a trained run is scored may change, what it
+        learned may not."""
+        bad = [a for a in assignments if not a.strip().startswith("score.")]
+        if bad:
+            raise StvadError(f"only score.* settings can change after training, got '{bad[0]}'", "--set")
+        return self.override(list(assignments))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,14 +122,19 @@ def evaluate(
     layout: str | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    score_set: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Evaluate ``run`` on the test split of ``data``; returns the JSON dict plus ``table`` (Markdown)."""
+    """Evaluate ``run`` on the test split of ``data``; returns the JSON dict plus ``table`` (Markdown).
+
+    ``score_set`` are ``score.KEY=VALUE`` changes to how the run (and the baseline) is scored, such as
+    ``score.aggregate=patch-max``; they are recorded in the protocol's ``score``.
+    """
     if json_path is not None:
         check_writable(json_path)
     if report_dir is not None:
         check_writable(report_dir, folder=True)
     scorer = Scorer.from_run(run, batch_size=batch_size)
-    cfg = scorer.cfg
+    scorer.cfg = cfg = scorer.cfg.with_score(score_set)
     ds: Dataset = open_dataset(data, layout=layout or cfg.data.layout)
     if not ds.test:
         raise StvadError("no test videos found", ds.root)
@@ -150,6 +156,7 @@ def evaluate(
 
     if baseline_run is not None:
         base = Scorer.from_run(baseline_run, batch_size=batch_size, variants=("psnr",))
+        base.cfg = base.cfg.with_score(score_set)
         if base.T != scorer.T:
             raise StvadError(f"baseline uses T={base.T} but the run uses T={scorer.T}", baseline_run)
         scores[BASELINE] = [base.score_source(v.source, progress=progress).scores["psnr"] for v in videos]

@@ -24,7 +24,7 @@ from stvad.config import ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.data.windows import iter_windows
 from stvad.errors import StvadError
-from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr, score_batch, score_prediction
+from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr_score, score_batch, score_prediction
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 CALIBRATION_FILE = "calibration.json"
@@ -127,9 +127,10 @@ class Scorer:
         x = to_model(past).to(self.device)  # (B, T, C, H, W)
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
-        sb = judge(self.D, y, pred, self.cfg.score) if self.use_d else score_prediction(y, pred)
+        sc = self.cfg.score
+        sb = judge(self.D, y, pred, sc) if self.use_d else score_prediction(y, pred, sc)
         scores = {k: sb.scores[k] for k in self.variants}
-        scores[COPY_LAST] = -psnr(y, x[:, -1])
+        scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
         return scores, sb.anomaly_map
 
     def score_frames(

@@ -19,6 +19,12 @@ channels by the mean, which keeps its scale independent of the discriminator's w
 noisy channel dominate (``max``, ``l2`` are the alternatives to measure); it is upsampled bilinearly, so
 the weight varies smoothly instead of stepping at the borders of F2's coarse cells (``nearest`` keeps the
 blocks).
+
+How the per-pixel terms become one frame score (``score.aggregate``): ``sum`` is equation 4's L1 norm over
+the whole frame, the default. ``patch-max`` (not in the paper) takes the largest sum over square windows
+of side ``score.patch`` (a fraction of the frame's shorter side, half-overlapping), for anomalies small
+against the frame; ``psnr`` and the copy-last floor then use the worst window's MSE. On Ped2 it lowers
+every row's AUROC, the more the smaller the window (bench/pseudo_selection.py), so it stays an option.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ NEEDS_D = ("full", "dmap", "f2")  # the others are the generator's alone: scorin
 NORMALISATIONS = ("global-max", "per-video-minmax", "none")
 F2_REDUCTIONS = ("mean", "max", "l2")
 UPSAMPLINGS = ("bilinear", "nearest")
+AGGREGATES = ("sum", "patch-max")
 
 
 class DiscriminatorOutput(Protocol):
@@ -57,7 +64,7 @@ class F2Features(Protocol):
 
 class ScoreBatch(NamedTuple):
     scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
-    anomaly_map: Tensor  # (B, H, W) per-pixel terms of the full score: error * map; sums to scores["full"]
+    anomaly_map: Tensor  # (B, H, W) per-pixel terms of the full score, error * map; aggregated: "full"
 
 
 def _choice(value: str, options: Sequence[str], key: str) -> str:
@@ -101,6 +108,33 @@ def feature_map(
     return F.interpolate(r, size=size, mode=mode, align_corners=align)[:, 0]
 
 
+def patch_side(size: Sequence[int], patch: float) -> int:
+    """The window side in pixels for ``score.patch`` (a fraction of the shorter side), at least 1."""
+    if not 0.0 < patch <= 1.0:
+        raise StvadError(f"score.patch must be in (0, 1], got {patch}")
+    return max(1, round(patch * min(size[-2:])))
+
+
+def aggregate(terms: Tensor, cfg: ScoreConfig) -> Tensor:
+    """Per-pixel terms (B, H, W) -> frame scores (B,): their sum over the frame (``sum``, equation 4) or
+    over the worst half-overlapping window of side ``patch_side`` (``patch-max``)."""
+    if _choice(cfg.aggregate, AGGREGATES, "score.aggregate") == "sum":
+        return terms.sum(dim=(1, 2))
+    k = patch_side(terms.shape, cfg.patch)
+    sums = F.avg_pool2d(terms[:, None], k, stride=max(1, k // 2)) * (k * k)  # (B, 1, h', w')
+    return sums.flatten(1).amax(dim=1)
+
+
+def psnr_score(target: Tensor, pred: Tensor, cfg: ScoreConfig) -> Tensor:
+    """Minus the PSNR of ``pred`` (FFP's score), of the frame's MSE or the worst window's (patch-max)."""
+    if cfg.aggregate == "sum":
+        return -psnr(target, pred)
+    sq = (((target - pred) / 2) ** 2).mean(dim=1)  # on [0, 1] as psnr() does: (B, H, W)
+    k = patch_side(sq.shape, cfg.patch)
+    mse = aggregate(sq, cfg) / (k * k)
+    return -10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
 def psnr(a: Tensor, b: Tensor) -> Tensor:
     """PSNR in dB per sample of images in [-1, 1], computed on [0, 1] like FFP: (B, ...) x 2 -> (B,).
 
@@ -122,7 +156,8 @@ def score_batch(
 
     ``target`` is xi (B, C, H, W), ``pred`` is G(x) (B, C, H, W); ``d_real = D(target)``,
     ``d_fake`` = ``D(pred)`` or just its F2 features (``D.features2(pred)``).
-    ``cfg`` supplies ``f2_reduce`` and ``upsample`` (defaults of :class:`ScoreConfig` when None).
+    ``cfg`` supplies ``f2_reduce``, ``upsample``, ``aggregate`` (:class:`ScoreConfig`'s defaults if None).
+    The map is the per-pixel terms whatever the aggregation; with ``sum`` it sums to ``scores["full"]``.
     """
     cfg = cfg or ScoreConfig()
     err = prediction_error(target, pred)  # (B, H, W)
@@ -130,20 +165,21 @@ def score_batch(
     fmap = feature_map(d_real, d_fake, tuple(err.shape[-2:]), cfg.f2_reduce, cfg.upsample)
     anomaly_map = err * dmap * fmap
     scores = {
-        "full": anomaly_map.sum(dim=(1, 2)),
-        "only-stn": err.sum(dim=(1, 2)),
-        "psnr": -psnr(target, pred),
-        "dmap": (err * dmap).sum(dim=(1, 2)),
-        "f2": (err * fmap).sum(dim=(1, 2)),
+        "full": aggregate(anomaly_map, cfg),
+        "only-stn": aggregate(err, cfg),
+        "psnr": psnr_score(target, pred, cfg),
+        "dmap": aggregate(err * dmap, cfg),
+        "f2": aggregate(err * fmap, cfg),
     }
     return ScoreBatch(scores, anomaly_map)
 
 
 @torch.no_grad()
-def score_prediction(target: Tensor, pred: Tensor) -> ScoreBatch:
+def score_prediction(target: Tensor, pred: Tensor, cfg: ScoreConfig | None = None) -> ScoreBatch:
     """The variants that need no discriminator (``only-stn``, ``psnr``); the map is the plain L1 error."""
+    cfg = cfg or ScoreConfig()
     err = prediction_error(target, pred)
-    return ScoreBatch({"only-stn": err.sum(dim=(1, 2)), "psnr": -psnr(target, pred)}, err)
+    return ScoreBatch({"only-stn": aggregate(err, cfg), "psnr": psnr_score(target, pred, cfg)}, err)
 
 
 def normalise(scores: Sequence[np.ndarray], method: str) -> list[np.ndarray]:
