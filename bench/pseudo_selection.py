@@ -41,7 +41,7 @@ from stvad.data.sources import to_model
 from stvad.data.windows import iter_windows, split_train_val
 from stvad.inference import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
-from stvad.scoring import postprocess, psnr_score, score_batch, score_prediction
+from stvad.scoring import postprocess, psnr_score, score_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "pseudo_selection.json"
@@ -109,16 +109,16 @@ def label(c: ScoreConfig) -> str:
 def _score_all(
     scorer: Scorer, past: np.ndarray, target: np.ndarray, cands: list[ScoreConfig], batch_size: int
 ) -> list[dict[str, np.ndarray]]:
-    """Raw scores of every candidate for windows (B, T, H, W, C) -> one G (+ D) pass per batch."""
+    """Raw scores of every candidate for windows (B, T, H, W, C) -> one G + D pass per batch (the
+    full method's runs: every variant, D included)."""
     parts: list[dict[str, list[np.ndarray]]] = [{} for _ in cands]
     for i in range(0, len(past), batch_size):
         x = to_model(past[i : i + batch_size]).to(scorer.device)
         y = to_model(target[i : i + batch_size]).to(scorer.device)
         pred = scorer.G(x)
-        if scorer.use_d:
-            d_real, d_fake = scorer.D(y), scorer.D.features2(pred)
+        d_real, d_fake = scorer.D(y), scorer.D.features2(pred)
         for c, sc in enumerate(cands):
-            sb = score_batch(y, pred, d_real, d_fake, sc) if scorer.use_d else score_prediction(y, pred, sc)
+            sb = score_batch(y, pred, d_real, d_fake, sc)
             got = {k: sb.scores[k] for k in scorer.variants} | {COPY_LAST: psnr_score(y, x[:, -1], sc)}
             for k, v in got.items():
                 parts[c].setdefault(k, []).append(v.float().cpu().numpy())

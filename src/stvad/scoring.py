@@ -131,8 +131,7 @@ def psnr_score(target: Tensor, pred: Tensor, cfg: ScoreConfig) -> Tensor:
         return -psnr(target, pred)
     sq = (((target - pred) / 2) ** 2).mean(dim=1)  # on [0, 1] as psnr() does: (B, H, W)
     k = patch_side(sq.shape, cfg.patch)
-    mse = aggregate(sq, cfg) / (k * k)
-    return -10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    return -_psnr_of_mse(aggregate(sq, cfg) / (k * k))
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
@@ -140,7 +139,11 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
 
     The MSE is floored at 1e-10 (100 dB) so identical images give a finite value.
     """
-    mse = (((a + 1) / 2 - (b + 1) / 2) ** 2).flatten(1).mean(dim=1)
+    return _psnr_of_mse((((a + 1) / 2 - (b + 1) / 2) ** 2).flatten(1).mean(dim=1))
+
+
+def _psnr_of_mse(mse: Tensor) -> Tensor:
+    """dB of a peak-1 signal over ``mse``, floored at 1e-10 (100 dB)."""
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
