@@ -40,6 +40,7 @@ from stvad.checkpoint import load_run  # noqa: E402
 from stvad.cli import main  # noqa: E402
 from stvad.config import preset  # noqa: E402
 from stvad.data.layouts import open_dataset  # noqa: E402
+from stvad.model import build_discriminator  # noqa: E402
 
 DOC = ROOT / "docs" / "bad_input.md"
 FRAMES = "data/testing/frames/01"  # a good 80-frame test video of the synthetic set
@@ -459,7 +460,7 @@ CASES = [
         [*TRAIN, "--set", "model.depth=3"],
         "--set: unknown config key 'model.depth' (known in model: arch, g_width, g_depth, g_skip, "
         "g_attention, g_spectral_norm, g_residual, lstm_kernel, lstm_layers, d_width, d_depth, d_attention, "
-        "d_spectral_norm)",
+        "d_spectral_norm, d_context)",
         api=lambda: preset("tiny").override(["model.depth=3"]),
     ),
     Case(
@@ -475,6 +476,13 @@ CASES = [
         [*TRAIN, "--set", "train.lr_g"],
         "--set: expects key=value, got 'train.lr_g'",
         api=lambda: preset("tiny").override(["train.lr_g"]),
+    ),
+    Case(
+        "d-context-range",
+        "a config value out of range (D shown more past frames than a window holds)",
+        [*TRAIN, "--set", "model.d_context=5"],
+        "model.d_context must be between 0 and data.T = 4, got 5",
+        api=lambda: build_discriminator(preset("tiny").override(["model.d_context=5"])),
     ),
     Case(
         "config-json-bad-key",

@@ -116,7 +116,7 @@ def _score_all(
         x = to_model(past[i : i + batch_size]).to(scorer.device)
         y = to_model(target[i : i + batch_size]).to(scorer.device)
         pred = scorer.G(x)
-        d_real, d_fake = scorer.D(y), scorer.D.features2(pred)
+        d_real, d_fake = scorer.D(y, x), scorer.D.features2(pred, x)
         for c, sc in enumerate(cands):
             sb = score_batch(y, pred, d_real, d_fake, sc)
             got = {k: sb.scores[k] for k in scorer.variants} | {COPY_LAST: psnr_score(y, x[:, -1], sc)}

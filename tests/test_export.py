@@ -99,12 +99,14 @@ def test_missing_onnx_runtime_is_a_clear_error(monkeypatch, tiny_run, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.parametrize("arch", ["stgan-residual", "ffp"])
-def test_other_generators_export_too(arch, tmp_path):
-    """The residual generator (atanh, which the exporter lacks a rule for) and the FFP baseline."""
+@pytest.mark.parametrize("arch", ["stgan-residual", "ffp", "stgan-context"])
+def test_other_models_export_too(arch, tmp_path):
+    """The residual generator (atanh, which the exporter lacks a rule for), the FFP baseline, and a D
+    conditioned on the past frames."""
     pytest.importorskip("onnxruntime")
     cfg = preset("tiny")
     cfg.model.g_residual = arch == "stgan-residual"
+    cfg.model.d_context = 4 if arch == "stgan-context" else 0
     cfg.model.arch = "stgan" if arch.startswith("stgan") else "ffp"
     model = fold_spectral_norm(WindowScore(build_generator(cfg), build_discriminator(cfg), cfg).eval())
     r = write_graph(model, "onnx", tmp_path / "m.onnx")

@@ -81,6 +81,34 @@ def test_features2_equals_the_f2_of_a_full_pass(arch: str) -> None:
         D.features2(torch.zeros(1, 1, 30, 32))
 
 
+def test_a_conditioned_d_judges_the_frame_after_its_past() -> None:
+    cfg = tiny(d_context=2)
+    D = build_discriminator(cfg).eval()
+    assert D.stem.in_channels == 3  # two past frames and the judged frame, grey
+    past = window(cfg)
+    y = torch.rand(2, 1, 32, 32) * 2 - 1
+    out = D(y, past)
+    assert out.logit.shape == (2,) and out.pixel_logits.shape == (2, 1, 32, 32)
+    assert torch.equal(D.features2(y, past).f2, out.f2)
+    # it reads the last d_context past frames, not the earlier ones
+    older = past.clone()
+    older[:, :-2] = 0
+    assert torch.equal(D(y, older).pixel_logits, out.pixel_logits)
+    moved = past.clone()
+    moved[:, -1] = torch.roll(moved[:, -1], 3, dims=-1)
+    assert not torch.allclose(D(y, moved).pixel_logits, out.pixel_logits)
+    with pytest.raises(ValueError, match="after 2 past frames, got none"):
+        D(y)
+    with pytest.raises(ValueError, match="after 2 past frames, got 1"):
+        D.features2(y, past[:, -1:])
+
+
+@pytest.mark.parametrize(("arch", "context"), [("stgan", 5), ("stgan", -1), ("ffp", 1)])
+def test_d_context_out_of_range_or_on_the_baseline_is_a_clear_error(arch: str, context: int) -> None:
+    with pytest.raises(StvadError, match="d_context"):
+        build_discriminator(tiny(arch, d_context=context))
+
+
 @pytest.mark.parametrize("arch", ["stgan", "ffp"])
 @pytest.mark.parametrize("d_sn", [True, False])
 def test_spectral_norm_on_every_d_conv_but_the_last_1x1(arch: str, d_sn: bool) -> None:

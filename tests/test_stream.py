@@ -73,10 +73,11 @@ def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):
     assert all(s.shape[0] == engine.T for s in engine._ring)  # the ring holds T frames, however many passed
 
 
-def test_cached_stream_equals_plain_scorer_for_the_ffp_baseline(synth_small):
-    """The baseline's encode_frames is the identity; the cached path must still score it exactly."""
-    cfg = preset("tiny")
-    cfg.model.arch = "ffp"
+@pytest.mark.parametrize("model", ["arch=ffp", "d_context=3"])
+def test_cached_stream_equals_plain_scorer_for_other_models(model, synth_small):
+    """The baseline's encode_frames is the identity, and a D conditioned on past frames needs the frames
+    themselves beside G's features: the cached path must still score both exactly."""
+    cfg = preset("tiny").override([f"model.{model}"])
     run = LoadedRun(cfg, build_generator(cfg).eval(), build_discriminator(cfg).eval(), {})
     frames = list(open_dataset(synth_small).test[1].source.frames(cfg.data.size, cfg.data.channels))[:30]
     index, want, _ = plain_path(run, frames)

@@ -71,6 +71,32 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["state_dict"]
 
 
+def held_out_d_aucs(data: Path, run: Path) -> tuple[float, float]:
+    """D's real-vs-prediction AUROCs (global logit, mean pixel logit) on the run's validation windows,
+    recomputed here from the last checkpoint, which is saved right after the last validation."""
+    from sklearn.metrics import roc_auc_score
+
+    from stvad.data.layouts import open_dataset
+    from stvad.data.windows import WindowDataset, split_train_val
+
+    loaded = load_run(run, "last")
+    d = loaded.config.data
+    val = WindowDataset(
+        split_train_val(open_dataset(data).train, d.val_fraction, d.T)[1], d.T, d.size, d.channels
+    )
+    n = min(loaded.config.train.val_windows, len(val))
+    idx = np.unique(np.linspace(0, len(val) - 1, n).round().astype(int))
+    x = torch.stack([val[i][0] for i in idx])
+    y = torch.stack([val[i][1] for i in idx])
+    with torch.no_grad():
+        real, fake = loaded.discriminator(y, x), loaded.discriminator(loaded.generator(x), x)
+    truth = np.r_[np.ones(len(idx)), np.zeros(len(idx))]
+    return (
+        roc_auc_score(truth, torch.cat([real.logit, fake.logit]).numpy()),
+        roc_auc_score(truth, torch.cat([real.pixel_logits, fake.pixel_logits]).mean((1, 2, 3)).numpy()),
+    )
+
+
 def test_run_folder_checkpoints_and_load_run(bench: Path, tmp_path: Path) -> None:
     run = run_tiny(bench, tmp_path / "run")
     assert (run / "config.json").is_file()
@@ -82,6 +108,8 @@ def test_run_folder_checkpoints_and_load_run(bench: Path, tmp_path: Path) -> Non
     assert loaded.meta["step"] == cfg.train.max_steps
     assert loaded.meta["layout"] == "ffp"
     assert loaded.meta["val"]["val_windows"] == cfg.train.val_windows
+    got = loaded.meta["val"]["val_d_auc"], loaded.meta["val"]["val_d_pixel_auc"]
+    assert got == pytest.approx(held_out_d_aucs(bench, run), abs=1e-6)
     assert not loaded.generator.training and not loaded.discriminator.training
     best = load_run(run)  # best = highest validation PSNR, from validations at steps 2 and 4
     assert best.meta["best"]["step"] in (2, 4)
@@ -141,6 +169,7 @@ def test_same_seed_same_losses_and_interrupted_resume_same_weights(
         ["model.arch=ffp"],
         ["model.g_spectral_norm=true", "model.g_attention=false", "model.d_attention=false"],
         ["model.g_residual=true", "model.g_skip=false", "model.d_spectral_norm=false"],
+        ["model.d_context=2", "train.cutmix_prob=1", "train.cutmix_warmup=0"],
     ],
 )
 def test_every_term_and_stabiliser_can_be_switched_off(
@@ -255,6 +284,9 @@ def test_two_steps_under_ddp_with_two_cpu_processes(bench: Path, tmp_path: Path)
     assert loaded.meta["step"] == 2
     # 3 validation windows over 2 ranks: 2 + 1, counted once each (a padding sampler would count 4)
     assert loaded.meta["val"]["val_windows"] == 3
+    # D's AUROCs are over the windows of both ranks, each once
+    got = loaded.meta["val"]["val_d_auc"], loaded.meta["val"]["val_d_pixel_auc"]
+    assert got == pytest.approx(held_out_d_aucs(bench, run), abs=1e-6)
 
 
 def test_ttur_two_adam_optimisers_with_their_own_rates_and_betas() -> None:

@@ -42,6 +42,9 @@ class ModelConfig:
     d_depth: int = 3  # stride-2 stages of the U-Net discriminator encoder
     d_attention: bool = True  # SAGAN self-attention block in D
     d_spectral_norm: bool = True  # on every D layer but the last 1x1 convolutions
+    # past frames (the most recent ones, 0..T) D sees beside the frame it judges, stacked on the channel axis:
+    # 0 is the paper's D, which judges one frame alone; k > 0 makes it judge "is this the next frame of these"
+    d_context: int = 0
 
 
 @dataclass

@@ -57,7 +57,7 @@ class WindowScore(nn.Module):
         self.G, self.D, self.cfg = G, D, cfg
 
     def forward(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sb = judge(self.D, target, self.G(past), self.cfg.score)
+        sb = judge(self.D, target, self.G(past), self.cfg.score, past)
         return sb.scores[self.cfg.score.variant], sb.anomaly_map
 
 

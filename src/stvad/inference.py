@@ -71,14 +71,19 @@ def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return module
 
 
-def judge(D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig) -> ScoreBatch:
+def judge(
+    D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig, past: torch.Tensor | None
+) -> ScoreBatch:
     """D's verdict on a window: every variant's score and the pixel map from one D pass over xi.
+
+    ``past`` (B, T, C, H, W) are the window's past frames, which a D with ``model.d_context`` > 0 judges the
+    frame after (it sees the same past beside xi and beside G(x)); the paper's single-frame D ignores them.
 
     Of D on the prediction G(x) the score needs only F2 (equation 5), so only D's first two layers run on it:
     the discriminator adds one pass, not two, to the generator's cost.
     Shared by the plain scorer, the cached streaming scorer and the exported graph, so all three score alike.
     """
-    return score_batch(target, pred, D(target), D.features2(pred), cfg)
+    return score_batch(target, pred, D(target, past), D.features2(pred, past), cfg)
 
 
 class Scorer:
@@ -128,7 +133,7 @@ class Scorer:
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
         sc = self.cfg.score
-        sb = judge(self.D, y, pred, sc) if self.use_d else score_prediction(y, pred, sc)
+        sb = judge(self.D, y, pred, sc, x) if self.use_d else score_prediction(y, pred, sc)
         scores = {k: sb.scores[k] for k in self.variants}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
         return scores, sb.anomaly_map

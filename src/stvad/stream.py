@@ -89,18 +89,28 @@ class WindowEngine:
 
 
 class TorchEngine(WindowEngine):
-    """The trained G and D in PyTorch; each frame goes through G's encoder once."""
+    """The trained G and D in PyTorch; each frame goes through G's encoder once.
+
+    A discriminator conditioned on past frames (``model.d_context`` > 0) also needs the frames themselves,
+    so then each frame's state is G's features plus the frame.
+    """
 
     def __init__(self, run: LoadedRun, device: str | torch.device = "cpu"):
         super().__init__(run.config, device)
         self.G = prepare(run.generator, self.device)
         self.D = prepare(run.discriminator, self.device)
+        self.keep_frames = self.cfg.model.d_context > 0
 
     def encode_frames(self, x: torch.Tensor) -> Features:
-        return self.G.encode_frames(x)
+        feats = self.G.encode_frames(x)
+        return (*feats, x) if self.keep_frames else feats
 
     def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sb = judge(self.D, target, self.G.predict_from_features(windows), self.cfg.score)
+        if self.keep_frames:
+            windows, past = windows[:-1], windows[-1]
+        else:
+            past = None  # the single-frame D does not look at the past frames
+        sb = judge(self.D, target, self.G.predict_from_features(windows), self.cfg.score, past)
         return sb.scores[self.variant], sb.anomaly_map
 
 

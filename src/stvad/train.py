@@ -38,6 +38,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from stvad import __version__
@@ -95,12 +96,12 @@ def gan_step(
     if tc.adversarial:
         fake = pred.detach()
         with frozen(G):
-            real_out, fake_out = D(y), D(fake)
+            real_out, fake_out = D(y, x), D(fake, x)
             loss_d = d_adversarial_loss(real_out, fake_out)
             p_mix = cutmix_probability(step, tc.cutmix_warmup, tc.cutmix_prob)
             if (tc.cutmix or tc.cutmix_aug) and torch.rand((), generator=rng).item() < p_mix:
                 mask = cutmix_mask(y.shape[0], y.shape[-2], y.shape[-1], generator=rng, device=y.device)
-                mixed = D(mix(y, fake, mask))
+                mixed = D(mix(y, fake, mask), x)
                 if tc.cutmix_aug:
                     logs["aug"] = cutmix_augmentation_loss(mixed, mask)
                     loss_d = loss_d + logs["aug"]
@@ -118,7 +119,7 @@ def gan_step(
         logs["recon"] = recon_loss(pred, y, tc.w_intensity, tc.w_gradient)
         loss_g = logs["recon"]
         if tc.adversarial:
-            logs["g_adv"] = g_adversarial_loss(D(pred))
+            logs["g_adv"] = g_adversarial_loss(D(pred, x))
             loss_g = loss_g + tc.w_adv * logs["g_adv"]
         check("G", loss_g)
         opt_g.zero_grad()
@@ -251,11 +252,12 @@ class GANModule(pl.LightningModule):
     # --- validation -----------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_sums = torch.zeros(5, dtype=torch.float64, device=self.device)
+        self._val_logits: list[torch.Tensor] = []
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         pred = self.G(x)
-        real, fake = self.D(y), self.D(pred)
+        real, fake = self.D(y, x), self.D(pred, x)
         correct = (real.logit > 0).sum() + (fake.logit < 0).sum()
         pix = (real.pixel_logits > 0).float().flatten(1).mean(1).sum() + (
             fake.pixel_logits < 0
@@ -263,6 +265,27 @@ class GANModule(pl.LightningModule):
         self._val_sums += torch.stack(
             [psnr(pred, y).sum(), psnr(x[:, -1], y).sum(), correct, pix, torch.tensor(float(len(y)))]
         ).double()
+        # per window: D's global logit and mean per-pixel logit on the real frame and on the prediction
+        mean_pixel = (real.pixel_logits.mean((1, 2, 3)), fake.pixel_logits.mean((1, 2, 3)))
+        self._val_logits.append(torch.stack([real.logit, fake.logit, *mean_pixel], 1).double())
+
+    def _d_aucs(self) -> tuple[float, float]:
+        """How well D ranks real frames above predictions on the held-out windows, from all ranks.
+
+        The AUROC of its global logit and of its mean per-pixel logit: 0.5 is chance, 1 every real frame
+        above every prediction. Unlike the accuracy at logit 0, an offset of all logits does not hide it.
+        """
+        local = torch.cat(self._val_logits) if self._val_logits else torch.zeros(0, 4, dtype=torch.float64)
+        # ranks hold shards that differ by at most one window: pad to equal length, gather, drop the padding
+        world = self.trainer.world_size
+        size = torch.tensor([len(local)], device=self.device)
+        m = int(self.trainer.strategy.reduce(size, reduce_op="max").item()) if world > 1 else len(local)
+        padded = torch.full((m, 4), float("nan"), dtype=torch.float64, device=self.device)
+        padded[: len(local)] = local.to(self.device)
+        got = self.trainer.strategy.all_gather(padded).reshape(-1, 4).cpu()
+        got = got[~torch.isnan(got[:, 0])].numpy()
+        truth = np.r_[np.ones(len(got)), np.zeros(len(got))]
+        return tuple(float(roc_auc_score(truth, np.r_[got[:, i], got[:, i + 1]])) for i in (0, 2))
 
     def on_validation_epoch_end(self) -> None:
         # per-sample sums and the true count, summed over ranks: no padded sample is counted
@@ -273,6 +296,7 @@ class GANModule(pl.LightningModule):
             "val_psnr_copy_last": copy_sum / n,  # the floor: predicting a frame as the previous one
             "val_d_acc": correct / (2 * n),
             "val_d_pixel_acc": pix / (2 * n),
+            **dict(zip(("val_d_auc", "val_d_pixel_auc"), self._d_aucs())),
             "val_windows": int(n),
         }
         for k, v in self.last_val.items():

@@ -48,6 +48,12 @@ def build_generator(cfg: Config) -> nn.Module:
 def build_discriminator(cfg: Config) -> nn.Module:
     _check_arch(cfg)
     m = cfg.model
+    if not 0 <= m.d_context <= cfg.data.T:
+        raise StvadError(f"model.d_context must be between 0 and data.T = {cfg.data.T}, got {m.d_context}")
     if m.arch == "ffp":
+        if m.d_context:
+            raise StvadError("model.d_context is for the stgan D; the ffp baseline's D judges one frame")
         return PatchDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_spectral_norm)
-    return UNetDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_attention, m.d_spectral_norm)
+    return UNetDiscriminator(
+        cfg.data.channels, m.d_width, m.d_depth, m.d_attention, m.d_spectral_norm, context=m.d_context
+    )

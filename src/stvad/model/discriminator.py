@@ -3,7 +3,9 @@
     D_enc: stem (conv 1) -> [stride-2 conv (conv 2 = F2 at s=1), conv] x depth -> mean pool -> 1x1 -> logit
     D_dec: [transposed conv x2, concat encoder skip, conv] x depth -> 1x1 -> per-pixel logit at frame size
 
-It judges one frame: the real next frame or the generator's prediction. Spectral normalisation is on every
+It judges one frame: the real next frame or the generator's prediction; with ``context`` k > 0 (not in the
+paper) it also sees the k most recent past frames, stacked on the channel axis before the stem, and so judges
+the frame as the continuation of that sequence. Spectral normalisation is on every
 layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN / BigGAN. One SAGAN
 self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
 cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
@@ -34,13 +36,20 @@ class F2Output(NamedTuple):
 
 class UNetDiscriminator(nn.Module):
     def __init__(
-        self, channels: int = 1, width: int = 32, depth: int = 3, attention: bool = True, sn: bool = True
+        self,
+        channels: int = 1,
+        width: int = 32,
+        depth: int = 3,
+        attention: bool = True,
+        sn: bool = True,
+        context: int = 0,
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=8)
         self.depth = depth
+        self.context = context
         self.attn_scale = max(depth - 1, 1)
-        self.stem = conv(channels, w[0], 3, sn=sn)
+        self.stem = conv(channels * (1 + context), w[0], 3, sn=sn)
         self.down = nn.ModuleList(
             nn.ModuleList([conv(w[s], w[s + 1], 4, stride=2, sn=sn), conv(w[s + 1], w[s + 1], 3, sn=sn)])
             for s in range(depth)
@@ -53,20 +62,26 @@ class UNetDiscriminator(nn.Module):
         self.merge = nn.ModuleList(conv(2 * w[s], w[s], 3, sn=sn) for s in range(depth))
         self.dec_head = conv(w[0], 1, 1)
 
-    def _check(self, y: torch.Tensor) -> None:
+    def _input(self, y: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
+        """The stem's input: the frame, after the last ``context`` past frames when D is conditioned."""
         H, W = y.shape[-2:]
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
+        if not self.context:
+            return y
+        if past is None or past.shape[1] < self.context:
+            got = "none" if past is None else past.shape[1]
+            raise ValueError(f"this discriminator judges a frame after {self.context} past frames, got {got}")
+        return torch.cat([past[:, -self.context :].flatten(1, 2), y], dim=1)
 
-    def features2(self, y: torch.Tensor) -> F2Output:
-        """F2 alone (stem and the first strided convolution): ``forward(y).f2`` at a fraction of the cost."""
-        self._check(y)
-        return F2Output(act(self.down[0][0](act(self.stem(y)))))
+    def features2(self, y: torch.Tensor, past: torch.Tensor | None = None) -> F2Output:
+        """F2 alone (stem and the first strided convolution): ``forward(y, past).f2`` at a fraction of the
+        cost."""
+        return F2Output(act(self.down[0][0](act(self.stem(self._input(y, past))))))
 
-    def forward(self, y: torch.Tensor) -> DOutput:
-        """(B, C, H, W) frame in [-1, 1] -> DOutput(logit, pixel_logits, f2)."""
-        self._check(y)
-        e = act(self.stem(y))
+    def forward(self, y: torch.Tensor, past: torch.Tensor | None = None) -> DOutput:
+        """(B, C, H, W) frame in [-1, 1] (and, for a conditioned D, its past (B, T, C, H, W)) -> DOutput."""
+        e = act(self.stem(self._input(y, past)))
         skips = [e]
         f2 = e
         for s, (strided, refine) in enumerate(self.down, start=1):

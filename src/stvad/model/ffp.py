@@ -81,12 +81,14 @@ class PatchDiscriminator(nn.Module):
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
 
-    def features2(self, y: torch.Tensor) -> F2Output:
-        """F2 alone (the first two convolutions): ``forward(y).f2`` at a fraction of the cost."""
+    def features2(self, y: torch.Tensor, past: torch.Tensor | None = None) -> F2Output:
+        """F2 alone (the first two convolutions): ``forward(y).f2`` at a fraction of the cost.
+
+        ``past`` is accepted for the common interface and not used: this D judges one frame."""
         self._check(y)
         return F2Output(act(self.convs[1](act(self.convs[0](y)))))
 
-    def forward(self, y: torch.Tensor) -> DOutput:
+    def forward(self, y: torch.Tensor, past: torch.Tensor | None = None) -> DOutput:
         H, W = y.shape[-2:]
         self._check(y)
         e = y
