@@ -103,6 +103,28 @@ def test_a_conditioned_d_judges_the_frame_after_its_past() -> None:
         D.features2(y, past[:, -1:])
 
 
+def test_skips_that_carry_every_past_frame_see_the_older_frames() -> None:
+    one, every = tiny(g_skip_frames=1), tiny(g_skip_frames=4)
+    assert build_generator(every).merge[0].in_channels == 5 * build_generator(one).merge[0].in_channels // 2
+
+    class NoMemory(nn.Module):  # a ConvLSTM that forgets everything: only the skips can carry the past
+        def input_gates(self, e: torch.Tensor) -> torch.Tensor:
+            return e
+
+        def forward(self, e: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(e[:, -1])
+
+    x = window(every)
+    older = x.clone()
+    older[:, 0] = torch.roll(older[:, 0], 5, dims=-1)  # change only the oldest past frame
+    for cfg, sees_it in ((one, False), (every, True)):
+        G = build_generator(cfg).eval()
+        G.lstm = NoMemory()
+        assert torch.allclose(G(older), G(x)) != sees_it
+    with pytest.raises(StvadError, match="g_skip_frames must be between 1 and data.T = 4, got 5"):
+        build_generator(tiny(g_skip_frames=5))
+
+
 @pytest.mark.parametrize(("arch", "context"), [("stgan", 5), ("stgan", -1), ("ffp", 1)])
 def test_d_context_out_of_range_or_on_the_baseline_is_a_clear_error(arch: str, context: int) -> None:
     with pytest.raises(StvadError, match="d_context"):

@@ -73,7 +73,7 @@ def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):
     assert all(s.shape[0] == engine.T for s in engine._ring)  # the ring holds T frames, however many passed
 
 
-@pytest.mark.parametrize("model", ["arch=ffp", "d_context=3"])
+@pytest.mark.parametrize("model", ["arch=ffp", "d_context=3", "g_skip_frames=4"])
 def test_cached_stream_equals_plain_scorer_for_other_models(model, synth_small):
     """The baseline's encode_frames is the identity, and a D conditioned on past frames needs the frames
     themselves beside G's features: the cached path must still score both exactly."""

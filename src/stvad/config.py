@@ -33,6 +33,9 @@ class ModelConfig:
     g_width: int = 32  # channels of the first generator stage, doubled at each downsampling
     g_depth: int = 3  # number of stride-2 stages in the generator encoder
     g_skip: bool = True  # encoder-to-decoder skip connections (U-Net style)
+    # how many of the most recent past frames' encoder features each skip carries (1..T): 1 gives the decoder
+    # the last frame's appearance only, T also the motion at every scale (as a U-Net on stacked frames has)
+    g_skip_frames: int = 1
     g_attention: bool = True  # SAGAN self-attention block in the generator
     g_spectral_norm: bool = False  # spectral normalisation in G (optional in the paper)
     g_residual: bool = False  # G predicts the change to the last frame: tanh(atanh(last) + decoder output)

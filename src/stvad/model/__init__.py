@@ -30,6 +30,10 @@ def _check_arch(cfg: Config) -> None:
 def build_generator(cfg: Config) -> nn.Module:
     _check_arch(cfg)
     m = cfg.model
+    if not 1 <= m.g_skip_frames <= cfg.data.T:
+        raise StvadError(
+            f"model.g_skip_frames must be between 1 and data.T = {cfg.data.T}, got {m.g_skip_frames}"
+        )
     if m.arch == "ffp":
         return FFPGenerator(cfg.data.channels, cfg.data.T, m.g_width, m.g_depth, m.g_spectral_norm)
     return STGenerator(
@@ -42,6 +46,7 @@ def build_generator(cfg: Config) -> nn.Module:
         lstm_kernel=m.lstm_kernel,
         lstm_layers=m.lstm_layers,
         residual=m.g_residual,
+        skip_frames=m.g_skip_frames,
     )
 
 

@@ -54,10 +54,12 @@ class STGenerator(nn.Module):
         lstm_kernel: int = 3,
         lstm_layers: int = 1,
         residual: bool = False,
+        skip_frames: int = 1,
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=4)
         self.depth, self.skip, self.residual = depth, skip, residual
+        self.skip_frames = skip_frames if skip else 0
         self.stem = conv(channels, w[0], 3, sn=sn)
         self.down = nn.ModuleList(
             nn.ModuleList([conv(w[s], w[s + 1], 4, stride=2, sn=sn), conv(w[s + 1], w[s + 1], 3, sn=sn)])
@@ -68,7 +70,7 @@ class STGenerator(nn.Module):
         self.up = nn.ModuleList(
             conv(w[s + 1], w[s], 4, stride=2, padding=1, sn=sn, transpose=True) for s in range(depth)
         )
-        self.merge = nn.ModuleList(conv(w[s] * (2 if skip else 1), w[s], 3, sn=sn) for s in range(depth))
+        self.merge = nn.ModuleList(conv(w[s] * (1 + self.skip_frames), w[s], 3, sn=sn) for s in range(depth))
         self.out = conv(w[0], channels, 3, sn=sn)
         if residual and not sn:  # start exactly at "copy the last frame"
             nn.init.zeros_(self.out.weight)
@@ -95,8 +97,8 @@ class STGenerator(nn.Module):
             h = self.attn(h)
         for s in reversed(range(self.depth)):
             h = act(self.up[s](h))  # (B, c_s, H/2^s, W/2^s)
-            if self.skip:
-                h = torch.cat([h, feats[s + 1][:, -1]], dim=1)
+            if self.skip_frames:  # the most recent frames' features at this scale, oldest first
+                h = torch.cat([h, feats[s + 1][:, -self.skip_frames :].flatten(1, 2)], dim=1)
             h = act(self.merge[s](h))
         out = self.out(h)
         if self.residual:
