@@ -16,15 +16,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from perf_common import RESULTS, machine
 from stvad._io import atomic_write_json
 from stvad.checkpoint import load_run
 from stvad.data.layouts import open_dataset
 from stvad.data.windows import WindowDataset, split_train_val
+from stvad.train import d_aucs, d_logits, validation_indices
 
 
 @torch.no_grad()
@@ -35,17 +34,14 @@ def health(run_dir: str, which: str) -> dict:
         split_train_val(open_dataset(run.meta["data_root"]).train, d.val_fraction, d.T)[1],
         d.T, d.size, d.channels,
     )  # fmt: skip
-    n = min(run.config.train.val_windows, len(val))
-    idx = np.unique(np.linspace(0, len(val) - 1, n).round().astype(int))
+    idx = validation_indices(len(val), run.config.train.val_windows)
     logits = []
     for k in range(0, len(idx), 16):
         x = torch.stack([val[i][0] for i in idx[k : k + 16]])
         y = torch.stack([val[i][1] for i in idx[k : k + 16]])
-        real, fake = D(y, x), D(G(x), x)
-        pix = real.pixel_logits.mean((1, 2, 3)), fake.pixel_logits.mean((1, 2, 3))
-        logits.append(torch.stack([real.logit, fake.logit, *pix], 1))
-    got = torch.cat(logits).double().numpy()
-    truth = np.r_[np.ones(len(got)), np.zeros(len(got))]
+        logits.append(d_logits(D(y, x), D(G(x), x)))
+    got = torch.cat(logits).numpy()
+    auc_global, auc_mean_pixel = d_aucs(got)
     return {
         "run": run_dir,
         "checkpoint": which,
@@ -53,8 +49,8 @@ def health(run_dir: str, which: str) -> dict:
         "d_context": run.config.model.d_context,
         "windows": len(got),
         "acc_at_0": float(((got[:, 0] > 0).mean() + (got[:, 1] < 0).mean()) / 2),
-        "auc_global": float(roc_auc_score(truth, np.r_[got[:, 0], got[:, 1]])),
-        "auc_mean_pixel": float(roc_auc_score(truth, np.r_[got[:, 2], got[:, 3]])),
+        "auc_global": auc_global,
+        "auc_mean_pixel": auc_mean_pixel,
         "mean_logit_real": float(got[:, 0].mean()),
         "mean_logit_fake": float(got[:, 1].mean()),
     }

@@ -84,8 +84,7 @@ def held_out_d_aucs(data: Path, run: Path) -> tuple[float, float]:
     val = WindowDataset(
         split_train_val(open_dataset(data).train, d.val_fraction, d.T)[1], d.T, d.size, d.channels
     )
-    n = min(loaded.config.train.val_windows, len(val))
-    idx = np.unique(np.linspace(0, len(val) - 1, n).round().astype(int))
+    idx = train_mod.validation_indices(len(val), loaded.config.train.val_windows)
     x = torch.stack([val[i][0] for i in idx])
     y = torch.stack([val[i][1] for i in idx])
     with torch.no_grad():

@@ -137,6 +137,28 @@ def _step_seed(seed: int, *parts: int) -> int:
     return s
 
 
+def validation_indices(n: int, val_windows: int) -> np.ndarray:
+    """The held-out windows validation scores: ``val_windows`` of the ``n``, evenly spaced, fixed."""
+    return np.unique(np.linspace(0, n - 1, min(val_windows, n)).round().astype(int))
+
+
+def d_logits(real: Any, fake: Any) -> torch.Tensor:
+    """D's outputs on real frames and on predictions -> per window (B, 4): the global logit on the real
+    frame and on the prediction, then the mean per-pixel logit on each."""
+    mean_pixel = (real.pixel_logits.mean((1, 2, 3)), fake.pixel_logits.mean((1, 2, 3)))
+    return torch.stack([real.logit, fake.logit, *mean_pixel], 1).double()
+
+
+def d_aucs(logits: np.ndarray) -> tuple[float, float]:
+    """How well D ranks real frames above predictions, from ``d_logits`` rows (N, 4).
+
+    The AUROC of its global logit and of its mean per-pixel logit: 0.5 is chance, 1 every real frame
+    above every prediction. Unlike the accuracy at logit 0, an offset of all logits does not hide it.
+    """
+    truth = np.r_[np.ones(len(logits)), np.zeros(len(logits))]
+    return tuple(float(roc_auc_score(truth, np.r_[logits[:, i], logits[:, i + 1]])) for i in (0, 2))
+
+
 class StepBatchSampler(torch.utils.data.Sampler):
     """Index batches for global steps ``start..stop-1``; batch k depends only on (seed, k).
 
@@ -212,7 +234,7 @@ class GANModule(pl.LightningModule):
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         """A fixed, evenly spaced subset of the held-out windows, split across ranks without padding."""
         n = len(self.val_set)
-        idx = np.unique(np.linspace(0, n - 1, min(self.cfg.train.val_windows, n)).round().astype(int))
+        idx = validation_indices(n, self.cfg.train.val_windows)
         shard = idx[self.trainer.global_rank :: self.trainer.world_size].tolist()
         if not shard:
             raise StvadError(
@@ -265,27 +287,19 @@ class GANModule(pl.LightningModule):
         self._val_sums += torch.stack(
             [psnr(pred, y).sum(), psnr(x[:, -1], y).sum(), correct, pix, torch.tensor(float(len(y)))]
         ).double()
-        # per window: D's global logit and mean per-pixel logit on the real frame and on the prediction
-        mean_pixel = (real.pixel_logits.mean((1, 2, 3)), fake.pixel_logits.mean((1, 2, 3)))
-        self._val_logits.append(torch.stack([real.logit, fake.logit, *mean_pixel], 1).double())
+        self._val_logits.append(d_logits(real, fake))
 
-    def _d_aucs(self) -> tuple[float, float]:
-        """How well D ranks real frames above predictions on the held-out windows, from all ranks.
-
-        The AUROC of its global logit and of its mean per-pixel logit: 0.5 is chance, 1 every real frame
-        above every prediction. Unlike the accuracy at logit 0, an offset of all logits does not hide it.
-        """
+    def _gathered_d_logits(self) -> np.ndarray:
+        """Every rank's ``d_logits`` rows of this validation, each window once."""
         local = torch.cat(self._val_logits) if self._val_logits else torch.zeros(0, 4, dtype=torch.float64)
-        # ranks hold shards that differ by at most one window: pad to equal length, gather, drop the padding
-        world = self.trainer.world_size
-        size = torch.tensor([len(local)], device=self.device)
-        m = int(self.trainer.strategy.reduce(size, reduce_op="max").item()) if world > 1 else len(local)
+        m = len(local)
+        if self.trainer.world_size > 1:  # shards differ by at most one window: pad, gather, drop the padding
+            size = torch.tensor([m], device=self.device)
+            m = int(self.trainer.strategy.reduce(size, reduce_op="max").item())
         padded = torch.full((m, 4), float("nan"), dtype=torch.float64, device=self.device)
         padded[: len(local)] = local.to(self.device)
         got = self.trainer.strategy.all_gather(padded).reshape(-1, 4).cpu()
-        got = got[~torch.isnan(got[:, 0])].numpy()
-        truth = np.r_[np.ones(len(got)), np.zeros(len(got))]
-        return tuple(float(roc_auc_score(truth, np.r_[got[:, i], got[:, i + 1]])) for i in (0, 2))
+        return got[~torch.isnan(got[:, 0])].numpy()
 
     def on_validation_epoch_end(self) -> None:
         # per-sample sums and the true count, summed over ranks: no padded sample is counted
@@ -296,7 +310,7 @@ class GANModule(pl.LightningModule):
             "val_psnr_copy_last": copy_sum / n,  # the floor: predicting a frame as the previous one
             "val_d_acc": correct / (2 * n),
             "val_d_pixel_acc": pix / (2 * n),
-            **dict(zip(("val_d_auc", "val_d_pixel_auc"), self._d_aucs())),
+            **dict(zip(("val_d_auc", "val_d_pixel_auc"), d_aucs(self._gathered_d_logits()))),
             "val_windows": int(n),
         }
         for k, v in self.last_val.items():

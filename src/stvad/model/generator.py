@@ -58,7 +58,7 @@ class STGenerator(nn.Module):
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=4)
-        self.depth, self.skip, self.residual = depth, skip, residual
+        self.depth, self.residual = depth, residual
         self.skip_frames = skip_frames if skip else 0
         self.stem = conv(channels, w[0], 3, sn=sn)
         self.down = nn.ModuleList(
