@@ -14,7 +14,8 @@ FFP-style baseline (same preset with ``model.arch=ffp``, same loop, same steps),
 smoothing, and the same with temporal Gaussian smoothing (sigma = --sigma frames). The checkpoint scored is
 ``best.ckpt``, chosen by the validation PSNR of held-out normal training clips, never by test labels.
 
-Everything is resumable: a finished run (RUN/DONE) is reused, an interrupted one resumes from its last
+Everything is resumable: a finished run (RUN/DONE) is reused if it was trained with the config asked for
+(otherwise the script stops and names the differing fields), an interrupted one resumes from its last
 checkpoint, a seed already evaluated with the same checkpoint is not scored again. The output,
 bench/results/ped2.json, holds every seed's eval JSON, the mean and standard deviation over seeds of every
 row, training time and hardware; the README's Ped2 table is generated from it (--readme).
@@ -35,9 +36,10 @@ import torch
 
 from perf_common import cpu_model
 from stvad._io import atomic_write_json
-from stvad.config import preset
+from stvad.config import Config, preset
+from stvad.errors import StvadError
 from stvad.evaluate import BASELINE, evaluate
-from stvad.train import train
+from stvad.train import RESUMABLE_KEYS, flat_config, run_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"
@@ -47,12 +49,30 @@ PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNA
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
 
 
+# config fields an architecture does not read: a finished run may be reused whatever they hold (the FFP-style
+# U-Net fuses all past frames at its input, so build_generator ignores g_skip_frames for it)
+UNUSED_BY_ARCH = {"ffp": {"model.g_skip_frames"}}
+
+
+def check_reusable(run: Path, cfg: Config) -> None:
+    """Reuse a finished run only if it was trained with the config asked for now (a preset may have changed
+    since); otherwise stop, naming the differing fields, rather than report a stale run under a new name."""
+    saved, wanted = flat_config(run_config(run)), flat_config(cfg)
+    ignore = UNUSED_BY_ARCH.get(cfg.model.arch, set()) | set(RESUMABLE_KEYS)
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in ignore)
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} in the run, {wanted[k]!r} asked for" for k in changed)
+        raise StvadError(f"finished run trained with another config ({detail}); use another --runs", run)
+
+
 def train_run(data: str, run: Path, preset_name: str, seed: int, arch: str, overrides: list[str]) -> float:
     """Train (or resume, or reuse) one run; returns the wall seconds of training summed over invocations."""
     times_file = run / "bench_times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else []
-    if not (run / "DONE").exists():
-        cfg = preset(preset_name).override([f"model.arch={arch}", f"train.seed={seed}", *overrides])
+    cfg = preset(preset_name).override([f"model.arch={arch}", f"train.seed={seed}", *overrides])
+    if (run / "DONE").exists():
+        check_reusable(run, cfg)
+    else:
         resume = (run / "checkpoints" / "last.ckpt").exists()
         print(f"== training {arch} seed {seed} into {run}" + (" (resuming)" if resume else ""), flush=True)
         t0 = time.perf_counter()
@@ -210,7 +230,10 @@ def main() -> None:
         proto = done[0]["protocol"]
         result = {
             "bench": {
-                "command": "python bench/ped2.py --data DATA --seeds " + " ".join(map(str, seeds)),
+                "command": " ".join(
+                    ["python bench/ped2.py --data DATA", *(f"--set {o}" for o in a.set)]
+                    + ["--seeds", *map(str, seeds)]
+                ),
                 "preset": a.preset,
                 "overrides": a.set,
                 "seeds_done": seeds,
@@ -240,4 +263,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except StvadError as e:
+        raise SystemExit(f"ped2.py: error: {e}") from None

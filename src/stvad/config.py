@@ -248,7 +248,7 @@ def _preset_cpu() -> Config:
 
 def _preset_ped2() -> Config:
     # the cpu preset's model and learning rates at 128x128 grey, trained longer: a step of 8 windows takes
-    # ~0.79 s on 2 idle cores with CutMix (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's
+    # ~0.82 s on 2 idle cores with CutMix (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's
     # training windows) take ~40 minutes
     c = _preset_cpu()
     c.preset = "ped2"
@@ -256,6 +256,9 @@ def _preset_ped2() -> Config:
     c.train.max_steps = 3000
     c.train.val_every = 500
     c.train.cutmix_warmup = 750
+    # each skip carries the encoder features of all T past frames, not only the last one: validation PSNR
+    # on held-out normal clips 43.8 against 41.3 dB at step 3000, every seed ahead from step 500 (README)
+    c.model.g_skip_frames = c.data.T
     return c
 
 

@@ -395,7 +395,7 @@ def _validate(cfg: Config) -> None:
         raise StvadError(f"model.lstm_kernel must be odd, got {m.lstm_kernel}", "config")
 
 
-def _flat(cfg: Config) -> dict[str, Any]:
+def flat_config(cfg: Config) -> dict[str, Any]:
     """``{"section.key": value}`` for every config field."""
     out: dict[str, Any] = {}
     for section, fields in cfg.to_dict().items():
@@ -407,7 +407,7 @@ def _flat(cfg: Config) -> dict[str, Any]:
 def _resume_config(saved: Config, given: Config | None, run: Path) -> Config:
     if given is None:
         return saved
-    a, b = _flat(saved), _flat(given)
+    a, b = flat_config(saved), flat_config(given)
     changed = sorted(k for k in a if a[k] != b[k] and k not in RESUMABLE_KEYS)
     if changed:
         detail = ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)

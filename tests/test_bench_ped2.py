@@ -1,0 +1,50 @@
+"""bench/ped2.py reuses a finished run only when it was trained with the config asked for now."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from stvad.config import preset
+from stvad.errors import StvadError
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def ped2_bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import ped2  # noqa: PLC0415 - a script folder, not a package
+
+        yield ped2
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def finished_run(path: Path, overrides: list[str]) -> Path:
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(preset("ped2").override(overrides).to_dict()))
+    (path / "DONE").write_text("")
+    return path
+
+
+def test_a_finished_run_of_another_config_is_refused(ped2_bench, tmp_path: Path) -> None:
+    run = finished_run(tmp_path / "stgan-s0", ["model.g_skip_frames=1", "train.seed=0"])
+    ped2_bench.check_reusable(run, preset("ped2").override(["model.g_skip_frames=1", "train.seed=0"]))
+    with pytest.raises(
+        StvadError,
+        match=r"stgan-s0: finished run trained with another config "
+        r"\(model.g_skip_frames: 1 in the run, 4 asked for\)",
+    ):
+        ped2_bench.train_run("unused", run, "ped2", 0, "stgan", [])
+
+
+def test_fields_the_baseline_does_not_read_do_not_block_reuse(ped2_bench, tmp_path: Path) -> None:
+    run = finished_run(tmp_path / "ffp-s0", ["model.arch=ffp", "model.g_skip_frames=1", "train.seed=0"])
+    ped2_bench.check_reusable(run, preset("ped2").override(["model.arch=ffp", "train.seed=0"]))
+    with pytest.raises(StvadError, match=r"train.seed: 0 in the run, 1 asked for"):
+        ped2_bench.check_reusable(run, preset("ped2").override(["model.arch=ffp", "train.seed=1"]))
