@@ -49,9 +49,16 @@ PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNA
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
 
 
-# config fields an architecture does not read: a finished run may be reused whatever they hold (the FFP-style
-# U-Net fuses all past frames at its input, so build_generator ignores g_skip_frames for it)
-UNUSED_BY_ARCH = {"ffp": {"model.g_skip_frames"}}
+# config fields an architecture does not have: the FFP-style U-Net fuses all past frames at its input
+# (build_generator ignores g_skip_frames) and its patch D judges one frame (d_context is an error there).
+# Overrides of these fields do not reach the baseline, and a finished run is reused whatever they hold.
+UNUSED_BY_ARCH = {"ffp": {"model.g_skip_frames", "model.d_context"}}
+
+
+def overrides_for(arch: str, overrides: list[str]) -> list[str]:
+    """The ``--set KEY=VALUE`` overrides that apply to ``arch``."""
+    unused = UNUSED_BY_ARCH.get(arch, set())
+    return [o for o in overrides if o.split("=", 1)[0].strip() not in unused]
 
 
 def check_reusable(run: Path, cfg: Config) -> None:
@@ -69,7 +76,8 @@ def train_run(data: str, run: Path, preset_name: str, seed: int, arch: str, over
     """Train (or resume, or reuse) one run; returns the wall seconds of training summed over invocations."""
     times_file = run / "bench_times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else []
-    cfg = preset(preset_name).override([f"model.arch={arch}", f"train.seed={seed}", *overrides])
+    own = overrides_for(arch, overrides)
+    cfg = preset(preset_name).override([f"model.arch={arch}", f"train.seed={seed}", *own])
     if (run / "DONE").exists():
         check_reusable(run, cfg)
     else:

@@ -48,3 +48,9 @@ def test_fields_the_baseline_does_not_read_do_not_block_reuse(ped2_bench, tmp_pa
     ped2_bench.check_reusable(run, preset("ped2").override(["model.arch=ffp", "train.seed=0"]))
     with pytest.raises(StvadError, match=r"train.seed: 0 in the run, 1 asked for"):
         ped2_bench.check_reusable(run, preset("ped2").override(["model.arch=ffp", "train.seed=1"]))
+
+
+def test_overrides_the_baseline_does_not_have_stay_with_the_full_method(ped2_bench) -> None:
+    sets = ["model.d_context=4", "model.g_skip_frames=2", "train.max_steps=10"]
+    assert ped2_bench.overrides_for("stgan", sets) == sets
+    assert ped2_bench.overrides_for("ffp", sets) == ["train.max_steps=10"]
