@@ -39,7 +39,7 @@ from stvad._io import atomic_write_json
 from stvad.config import Config, preset
 from stvad.errors import StvadError
 from stvad.evaluate import BASELINE, evaluate
-from stvad.train import RESUMABLE_KEYS, flat_config, run_config, train
+from stvad.train import RESUMABLE_KEYS, config_changes, run_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"
@@ -64,11 +64,10 @@ def overrides_for(arch: str, overrides: list[str]) -> list[str]:
 def check_reusable(run: Path, cfg: Config) -> None:
     """Reuse a finished run only if it was trained with the config asked for now (a preset may have changed
     since); otherwise stop, naming the differing fields, rather than report a stale run under a new name."""
-    saved, wanted = flat_config(run_config(run)), flat_config(cfg)
     ignore = UNUSED_BY_ARCH.get(cfg.model.arch, set()) | set(RESUMABLE_KEYS)
-    changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in ignore)
+    changed = config_changes(run_config(run), cfg, ignore)
     if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} in the run, {wanted[k]!r} asked for" for k in changed)
+        detail = ", ".join(f"{k}: {old!r} in the run, {new!r} asked for" for k, old, new in changed)
         raise StvadError(f"finished run trained with another config ({detail}); use another --runs", run)
 
 

@@ -28,7 +28,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -395,7 +395,7 @@ def _validate(cfg: Config) -> None:
         raise StvadError(f"model.lstm_kernel must be odd, got {m.lstm_kernel}", "config")
 
 
-def flat_config(cfg: Config) -> dict[str, Any]:
+def _flat(cfg: Config) -> dict[str, Any]:
     """``{"section.key": value}`` for every config field."""
     out: dict[str, Any] = {}
     for section, fields in cfg.to_dict().items():
@@ -404,20 +404,25 @@ def flat_config(cfg: Config) -> dict[str, Any]:
     return out
 
 
+def config_changes(saved: Config, given: Config, ignore: Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, given value)`` for every field that differs, sorted, except ``ignore``."""
+    a, b, skip = _flat(saved), _flat(given), set(ignore)
+    return [(k, a[k], b[k]) for k in sorted(a) if a[k] != b[k] and k not in skip]
+
+
 def _resume_config(saved: Config, given: Config | None, run: Path) -> Config:
     if given is None:
         return saved
-    a, b = flat_config(saved), flat_config(given)
-    changed = sorted(k for k in a if a[k] != b[k] and k not in RESUMABLE_KEYS)
+    changed = config_changes(saved, given, RESUMABLE_KEYS)
     if changed:
-        detail = ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)
+        detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changed)
         raise StvadError(
             f"cannot resume with a different config ({detail}); only {', '.join(RESUMABLE_KEYS)} may change",
             run / "config.json",
         )
-    out = Config.from_dict(saved.to_dict())
+    out, wanted = Config.from_dict(saved.to_dict()), _flat(given)
     for k in RESUMABLE_KEYS:
-        out.set(k, b[k])
+        out.set(k, wanted[k])
     return out
 
 
