@@ -1,18 +1,23 @@
 """The demo's numbers for the README: `stvad demo` end to end, timed, written to bench/results/demo.json.
 
-    .venv/bin/python bench/demo.py [--out runs/bench-demo] [--seed 0]
+    .venv/bin/python bench/demo.py [--out runs/bench-demo] [--seed 0] [--json FILE]
+    .venv/bin/python bench/demo.py --summary bench/results/demo.json bench/results/demo-seed*.json
 
 Runs exactly what `make demo` runs (synthetic set, `cpu` preset training, threshold calibration,
 evaluation, report) in a fresh folder, and records the evaluation JSON with the wall time of each stage
-and the machine.
+and the machine. ``--summary`` reads such files (one per data seed) and prints each variant's micro AUROC
+per seed with the mean and sample standard deviation, as the README's table of seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
+import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -20,8 +25,33 @@ import torch
 
 from stvad._io import atomic_write_json
 from stvad.demo import run_demo
+from stvad.errors import StvadError
 
 OUT = Path(__file__).resolve().parent / "results" / "demo.json"
+
+
+def summary(paths: list[str]) -> str:
+    """Markdown: per variant, the micro AUROC (the run's primary normalisation) of each file's seed and
+    their mean ± sample standard deviation."""
+    runs = []
+    for path in paths:
+        try:
+            d = json.loads(Path(path).read_text())
+            runs.append((d["bench"]["seed"], d["results"]))
+        except (OSError, ValueError, KeyError) as e:
+            raise StvadError(f"not a bench/demo.py result ({type(e).__name__}: {e})", path) from e
+    runs.sort(key=lambda r: r[0])
+    seeds = [s for s, _ in runs]
+    if len(set(seeds)) != len(seeds):
+        raise StvadError(f"two files for the same seed among {paths}")
+    head = "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd |"
+    lines = [head, "|---" * (len(seeds) + 2) + "|"]
+    for variant in runs[0][1]:
+        vals = [100 * r[variant]["auroc_micro"] for _, r in runs]
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        cells = " | ".join(f"{v:.1f}" for v in vals)
+        lines.append(f"| {variant} | {cells} | {statistics.mean(vals):.1f} ± {sd:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -29,14 +59,21 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench-demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=str(OUT))
+    p.add_argument("--summary", nargs="+", metavar="JSON", help="summarise result files instead of running")
     a = p.parse_args()
+    if a.summary:
+        try:
+            print(summary(a.summary))
+        except StvadError as e:
+            sys.exit(f"error: {e}")
+        return
     shutil.rmtree(a.out, ignore_errors=True)
     t0 = time.perf_counter()
     res = run_demo(a.out, seed=a.seed)
     wall = time.perf_counter() - t0
     res.pop("table")
     res["bench"] = {
-        "command": "python bench/demo.py",
+        "command": " ".join(["python bench/demo.py", *sys.argv[1:]]),
         "seed": a.seed,
         "wall_seconds": round(wall, 1),
         "stages_seconds": res.pop("stages_seconds", None),

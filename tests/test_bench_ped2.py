@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import bench_script
 from stvad.config import preset
 from stvad.errors import StvadError
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-@pytest.fixture(scope="module")
-def ped2_bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ped2  # noqa: PLC0415 - a script folder, not a package
-
-        yield ped2
-    finally:
-        sys.path.remove(str(BENCH))
+ped2_bench = bench_script("ped2")
 
 
 def finished_run(path: Path, overrides: list[str]) -> Path:

@@ -1,0 +1,184 @@
+"""Where a frame-prediction score cannot look: anomalous frames whose anomaly does not move.
+
+    .venv/bin/python bench/static_anomalies.py RUN DATA [--json FILE] [--thresholds 0.05 0.2]
+
+A frame-prediction error is small wherever the next frame equals the last one, and the paper's map
+(equations 4-5) multiplies that error, so an anomaly that stands still (a person lying after a fall, a bag
+left behind, a jumper at the top of a hop) adds to the score only what static background adds. This script
+measures how much of a run's frame-level AUROC that costs, on any test set with pixel masks (the synthetic
+set, Ped2, Avenue).
+
+Every test frame after the first T is scored once (`Scorer`, all variants plus copy-last), per-video
+min-max normalised and pooled, as `stvad eval` does. Each anomalous frame t is called *static* when its
+anomaly mask barely changed since frame t-1: |M_t xor M_t-1| / |M_t or M_t-1| below a threshold (masks at
+native resolution). For each variant it reports the micro AUROC over all anomalous frames, over the static
+ones and over the moving ones (each against all normal frames), and a ceiling: the micro AUROC if every
+moving anomalous frame ranked above every normal frame while the static ones kept their measured AUROC.
+Micro AUROC is the frame-weighted mean of those two parts, so the ceiling is exact, not an estimate.
+With a synthetic set's events.json the split is also given per anomaly type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stvad._io import atomic_write_json
+from stvad.data.layouts import open_dataset
+from stvad.data.synth import read_events
+from stvad.errors import StvadError
+from stvad.inference import COPY_LAST, Scorer
+from stvad.metrics import auroc_micro
+from stvad.scoring import postprocess
+
+ROWS = ("full", "only-stn", "psnr", COPY_LAST)
+
+
+def mask_change(masks, index: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per scored frame: the share of the anomaly mask (union of frames t-1 and t) that changed; NaN on
+    normal frames. A frame with an empty union (an anomalous label without mask pixels) counts as moving."""
+    out = np.full(len(index), np.nan)
+    for k, t in enumerate(index):
+        if not labels[k]:
+            continue
+        a, b = np.asarray(masks[int(t)], bool), np.asarray(masks[int(t) - 1], bool)
+        union = int((a | b).sum())
+        out[k] = (a ^ b).sum() / union if union else 1.0
+    return out
+
+
+def split_auroc(scores: np.ndarray, labels: np.ndarray, part: np.ndarray) -> float | None:
+    """AUROC of the anomalous frames in ``part`` against all normal frames (None if ``part`` is empty)."""
+    keep = (labels == 0) | part
+    if not (part & (labels == 1)).any():
+        return None
+    return auroc_micro([scores[keep]], [labels[keep]])
+
+
+def analyse(
+    scores: dict[str, np.ndarray],
+    labels: np.ndarray,
+    change: np.ndarray,
+    threshold: float,
+    types: np.ndarray | None,
+) -> dict:
+    anomalous = labels == 1
+    static = anomalous & (change < threshold)
+    moving = anomalous & ~static
+    share = float(static.sum() / anomalous.sum())
+    out: dict = {
+        "threshold": threshold,
+        "static_frames": int(static.sum()),
+        "moving_frames": int(moving.sum()),
+        "static_share": share,
+        "variants": {},
+    }
+    for name, s in scores.items():
+        a_static = split_auroc(s, labels, static)
+        row = {
+            "auroc_micro": auroc_micro([s], [labels]),
+            "auroc_static": a_static,
+            "auroc_moving": split_auroc(s, labels, moving),
+            # every moving frame ranked first, static ones as measured
+            "ceiling_moving_perfect": (1 - share) + share * (a_static if a_static is not None else 0.0),
+        }
+        if types is not None:
+            row["by_type"] = {
+                t: {
+                    "frames": int((types == t).sum()),
+                    "static_frames": int(((types == t) & static).sum()),
+                    "auroc_static": split_auroc(s, labels, static & (types == t)),
+                    "auroc_moving": split_auroc(s, labels, moving & (types == t)),
+                }
+                for t in sorted(set(types[anomalous]) - {""})
+            }
+        out["variants"][name] = row
+    return out
+
+
+def frame_types(events: list[dict], video: str, index: np.ndarray) -> np.ndarray:
+    t = np.full(len(index), "", dtype=object)
+    for e in events:
+        if e["video"] == video:
+            t[(index >= e["start"]) & (index <= e["end"])] = e["type"]
+    return t
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("data")
+    p.add_argument("--json")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.05, 0.2])
+    a = p.parse_args()
+    try:
+        ds = open_dataset(a.data)
+        missing = [v.name for v in ds.test if v.masks is None or v.labels is None]
+        if missing:
+            raise StvadError(f"test videos without pixel masks or labels: {', '.join(missing)}", ds.root)
+        scorer = Scorer.from_run(a.run)
+    except StvadError as e:
+        sys.exit(f"error: {e}")
+    t0 = time.perf_counter()
+    events = read_events(ds.root)
+    per_video = [scorer.score_source(v.source) for v in ds.test]
+    labels = np.concatenate(
+        [np.asarray(v.labels)[s.index].astype(np.uint8) for v, s in zip(ds.test, per_video)]
+    )
+    change = np.concatenate(
+        [mask_change(v.masks, s.index, np.asarray(v.labels)[s.index]) for v, s in zip(ds.test, per_video)]
+    )
+    types = (
+        np.concatenate([frame_types(events, v.name, s.index) for v, s in zip(ds.test, per_video)])
+        if events is not None
+        else None
+    )
+    norm = scorer.cfg.score.normalisation
+    scores = {k: np.concatenate(postprocess([s.scores[k] for s in per_video], norm)) for k in ROWS}
+    res = {
+        "command": "python bench/static_anomalies.py " + " ".join(sys.argv[1:]),
+        "run": a.run,
+        "data": str(Path(a.data).resolve()),
+        "checkpoint": str(scorer.run.meta.get("checkpoint", a.run)),
+        "normalisation": norm,
+        "scored_frames": int(len(labels)),
+        "anomalous_frames": int(labels.sum()),
+        "splits": [analyse(scores, labels, change, th, types) for th in a.thresholds],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    for sp in res["splits"]:
+        print(
+            f"\nstatic = mask changed by less than {sp['threshold']:g} since the previous frame: "
+            f"{sp['static_frames']} of {res['anomalous_frames']} anomalous frames "
+            f"({100 * sp['static_share']:.0f}%)\n"
+        )
+        print("| variant | micro AUROC | static frames | moving frames | ceiling (moving perfect) |")
+        print("|---|---|---|---|---|")
+        for k, r in sp["variants"].items():
+            print(
+                f"| {k} | {fmt(r['auroc_micro'])} | {fmt(r['auroc_static'])} | {fmt(r['auroc_moving'])} "
+                f"| {fmt(r['ceiling_moving_perfect'])} |"
+            )
+        if types is not None:
+            full = sp["variants"]["full"]["by_type"]
+            print("\nfull, by type: frames (static), AUROC static / moving")
+            for t, r in full.items():
+                print(
+                    f"  {t:12s} {r['frames']:4d} ({r['static_frames']:3d})  "
+                    f"{fmt(r['auroc_static']):>5s} / {fmt(r['auroc_moving']):>5s}"
+                )
+    if a.json:
+        atomic_write_json(a.json, res)
+        print(f"\nwrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
