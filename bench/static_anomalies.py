@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from stvad._io import atomic_write_json
-from stvad.data.layouts import open_dataset
+from stvad.data.layouts import Dataset, open_dataset
 from stvad.data.synth import read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer
@@ -112,22 +112,11 @@ def fmt(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run")
-    p.add_argument("data")
-    p.add_argument("--json")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.05, 0.2])
-    a = p.parse_args()
-    try:
-        ds = open_dataset(a.data)
-        missing = [v.name for v in ds.test if v.masks is None or v.labels is None]
-        if missing:
-            raise StvadError(f"test videos without pixel masks or labels: {', '.join(missing)}", ds.root)
-        scorer = Scorer.from_run(a.run)
-    except StvadError as e:
-        sys.exit(f"error: {e}")
-    t0 = time.perf_counter()
+def study(scorer: Scorer, ds: Dataset, thresholds: list[float]) -> dict:
+    """Score every test video of ``ds`` once and split its anomalous frames at each threshold."""
+    missing = [v.name for v in ds.test if v.masks is None or v.labels is None]
+    if missing:
+        raise StvadError(f"test videos without pixel masks or labels: {', '.join(missing)}", ds.root)
     events = read_events(ds.root)
     per_video = [scorer.score_source(v.source) for v in ds.test]
     labels = np.concatenate(
@@ -143,17 +132,16 @@ def main() -> None:
     )
     norm = scorer.cfg.score.normalisation
     scores = {k: np.concatenate(postprocess([s.scores[k] for s in per_video], norm)) for k in ROWS}
-    res = {
-        "command": "python bench/static_anomalies.py " + " ".join(sys.argv[1:]),
-        "run": a.run,
-        "data": str(Path(a.data).resolve()),
-        "checkpoint": str(scorer.run.meta.get("checkpoint", a.run)),
+    return {
+        "checkpoint": str(scorer.run.meta.get("checkpoint", "")),
         "normalisation": norm,
         "scored_frames": int(len(labels)),
         "anomalous_frames": int(labels.sum()),
-        "splits": [analyse(scores, labels, change, th, types) for th in a.thresholds],
-        "seconds": round(time.perf_counter() - t0, 1),
+        "splits": [analyse(scores, labels, change, th, types) for th in thresholds],
     }
+
+
+def print_study(res: dict) -> None:
     for sp in res["splits"]:
         print(
             f"\nstatic = mask changed by less than {sp['threshold']:g} since the previous frame: "
@@ -167,14 +155,36 @@ def main() -> None:
                 f"| {k} | {fmt(r['auroc_micro'])} | {fmt(r['auroc_static'])} | {fmt(r['auroc_moving'])} "
                 f"| {fmt(r['ceiling_moving_perfect'])} |"
             )
-        if types is not None:
-            full = sp["variants"]["full"]["by_type"]
+        full = sp["variants"]["full"].get("by_type")
+        if full:
             print("\nfull, by type: frames (static), AUROC static / moving")
             for t, r in full.items():
                 print(
                     f"  {t:12s} {r['frames']:4d} ({r['static_frames']:3d})  "
                     f"{fmt(r['auroc_static']):>5s} / {fmt(r['auroc_moving']):>5s}"
                 )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("data")
+    p.add_argument("--json")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.05, 0.2])
+    a = p.parse_args()
+    t0 = time.perf_counter()
+    try:
+        res = study(Scorer.from_run(a.run), open_dataset(a.data), a.thresholds)
+    except StvadError as e:
+        sys.exit(f"error: {e}")
+    res = {
+        "command": "python bench/static_anomalies.py " + " ".join(sys.argv[1:]),
+        "run": a.run,
+        "data": str(Path(a.data).resolve()),
+        **res,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print_study(res)
     if a.json:
         atomic_write_json(a.json, res)
         print(f"\nwrote {a.json}")
