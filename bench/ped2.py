@@ -19,6 +19,10 @@ Everything is resumable: a finished run (RUN/DONE) is reused if it was trained w
 checkpoint, a seed already evaluated with the same checkpoint is not scored again. The output,
 bench/results/ped2.json, holds every seed's eval JSON, the mean and standard deviation over seeds of every
 row, training time and hardware; the README's Ped2 table is generated from it (--readme).
+
+The loop itself is not Ped2's: ``--data`` may name any benchmark folder with frame labels, with ``--runs``
+and ``--json`` elsewhere (the README's partial Avenue run is one). Only ``--readme``, with its published
+rows, is for Ped2.
 """
 
 from __future__ import annotations
