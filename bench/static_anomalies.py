@@ -29,7 +29,7 @@ import numpy as np
 
 from stvad._io import atomic_write_json
 from stvad.data.layouts import Dataset, open_dataset
-from stvad.data.synth import read_events
+from stvad.data.synth import event_types, read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
@@ -100,14 +100,6 @@ def analyse(
     return out
 
 
-def frame_types(events: list[dict], video: str, index: np.ndarray) -> np.ndarray:
-    t = np.full(len(index), "", dtype=object)
-    for e in events:
-        if e["video"] == video:
-            t[(index >= e["start"]) & (index <= e["end"])] = e["type"]
-    return t
-
-
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -126,7 +118,7 @@ def study(scorer: Scorer, ds: Dataset, thresholds: list[float]) -> dict:
         [mask_change(v.masks, s.index, np.asarray(v.labels)[s.index]) for v, s in zip(ds.test, per_video)]
     )
     types = (
-        np.concatenate([frame_types(events, v.name, s.index) for v, s in zip(ds.test, per_video)])
+        np.concatenate([event_types(events, v.name, s.index) for v, s in zip(ds.test, per_video)])
         if events is not None
         else None
     )

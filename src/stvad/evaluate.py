@@ -20,7 +20,7 @@ import torch
 
 from stvad._io import atomic_write_json, check_writable
 from stvad.data.layouts import Dataset, Video, open_dataset
-from stvad.data.synth import read_events
+from stvad.data.synth import event_types, read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer, SourceScores, read_calibration
 from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc
@@ -81,13 +81,7 @@ def _by_event_type(
 ) -> dict[str, dict]:
     """Micro AUROC of every row on each anomaly type alone: that type's anomalous frames against all
     normal frames, scores normalised as in the main table. Says which kinds of anomaly a scorer misses."""
-    types = []
-    for v, idx in zip(videos, index):
-        t = np.full(len(idx), "", dtype=object)
-        for e in events:
-            if e["video"] == v.name:
-                t[(idx >= e["start"]) & (idx <= e["end"])] = e["type"]
-        types.append(t)
+    types = [event_types(events, v.name, idx) for v, idx in zip(videos, index)]
     t_all, y_all = np.concatenate(types), np.concatenate(labels).astype(bool)
     kinds = sorted({k for k in t_all[y_all] if k})
     out: dict[str, dict] = {"frames": {k: int(((t_all == k) & y_all).sum()) for k in kinds}}

@@ -423,6 +423,15 @@ def read_events(root: str | Path) -> list[dict] | None:
     return events
 
 
+def event_types(events: list[dict], video: str, index: np.ndarray) -> np.ndarray:
+    """The anomaly type of each frame number in ``index`` of ``video`` ("" outside every event)."""
+    types = np.full(len(index), "", dtype=object)
+    for e in events:
+        if e["video"] == video:
+            types[(index >= e["start"]) & (index <= e["end"])] = e["type"]
+    return types
+
+
 @dataclass
 class PlannedVideo:
     split: str  # "train" | "test"
