@@ -142,7 +142,7 @@ def test_spectral_norm_on_every_d_conv_but_the_last_1x1(arch: str, d_sn: bool) -
         assert len(heads) == n_heads
         assert all(m.kernel_size == (1, 1) and m.out_channels == 1 for m in heads)
         # U-Net D: stem, 2 per encoder stage, 2 per decoder stage, 3 in attention; patch D: one per stage
-        assert len(normed) == (1 + 4 * cfg_depth(arch) + 3 if arch == "stgan" else cfg_depth(arch))
+        assert len(normed) == (1 + 6 * cfg_depth(arch) + 3 if arch == "stgan" else cfg_depth(arch))
     else:
         assert not normed
 

@@ -122,6 +122,10 @@ def test_write_report(tmp_path, with_labels):
         top=top,
         table=table,
         protocol={"dataset": "synthetic", "frames dropped per video": 4, "sigma": [0, 3]},
+        health=[
+            {"step": s, "val_d_auc": a, "val_d_pixel_auc": b, "val_psnr": 33 + g, "val_psnr_copy_last": 33}
+            for s, a, b, g in ((100, 0.6, 0.7, 0.1), (200, 0.8, 0.9, 0.4))
+        ],
     )
     text = index.read_text()
     srcs = re.findall(r'<img src="([^"]+)"', text)
@@ -129,6 +133,7 @@ def test_write_report(tmp_path, with_labels):
     assert sorted(srcs) == on_disk
     assert len([s for s in srcs if "timeline" in s]) == len(names)
     assert ("figures/roc.png" in srcs) == with_labels and "figures/top_frames.png" in srcs
+    assert "figures/training.png" in srcs and _png_size(index.parent / "figures/training.png") == (800, 300)
     for s in srcs:
         w, h = _png_size(index.parent / s)
         assert w > 100 and h > 100

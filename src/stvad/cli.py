@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_cmd_synth)
 
     def config_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--preset", default="cpu", help="tiny | cpu | ped2 | paper")
+        sp.add_argument(
+            "--preset",
+            default="cpu",
+            help="tiny | cpu | cpu-paper | ped2 | ped2-paper | paper (*-paper: the paper's method)",
+        )
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
 
     train = sub.add_parser("train", help="train the GAN on a benchmark's normal training videos")
@@ -184,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthesise data, train, evaluate and write the report")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--preset", default="cpu")
+    demo.add_argument("--preset", default="cpu", help="cpu (the default detector) or cpu-paper (the paper's)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--size", default="default", help="synthetic set size: default | small | large")
     demo.set_defaults(func=_cmd_demo)

@@ -8,6 +8,7 @@ off unless a sigma is given, and then reported separately. Test labels are used 
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 from collections.abc import Sequence
@@ -209,6 +210,15 @@ def evaluate(
     return out
 
 
+def validation_rows(metrics_csv: Path) -> list[dict[str, float]]:
+    """The rows of a run's metrics.csv that carry a validation (D's AUROCs, G's PSNR); [] without one."""
+    if not metrics_csv.is_file():
+        return []
+    with open(metrics_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_psnr")]
+    return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
+
+
 def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol) -> Path:
     """Timelines on the calibrated raw scale when the run has a threshold, else per-video min-max."""
     cal = read_calibration(run)
@@ -239,4 +249,5 @@ def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table
         top=items,
         table=table,
         protocol=protocol,
+        health=validation_rows(Path(run) / "metrics.csv"),
     )

@@ -11,6 +11,7 @@ from stvad.model.ffp import FFPGenerator, PatchDiscriminator
 from stvad.model.generator import Features, STGenerator, feature_windows
 
 ARCHS = ("stgan", "ffp")
+D_INPUTS = ("frames", "diff")
 
 __all__ = [
     "ARCHS",
@@ -55,10 +56,19 @@ def build_discriminator(cfg: Config) -> nn.Module:
     m = cfg.model
     if not 0 <= m.d_context <= cfg.data.T:
         raise StvadError(f"model.d_context must be between 0 and data.T = {cfg.data.T}, got {m.d_context}")
+    if m.d_input not in D_INPUTS:
+        raise StvadError(f"unknown model.d_input '{m.d_input}' (choose from: {', '.join(D_INPUTS)})")
     if m.arch == "ffp":
         if m.d_context:
             raise StvadError("model.d_context is for the stgan D; the ffp baseline's D judges one frame")
         return PatchDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_spectral_norm)
     return UNetDiscriminator(
-        cfg.data.channels, m.d_width, m.d_depth, m.d_attention, m.d_spectral_norm, context=m.d_context
+        cfg.data.channels,
+        m.d_width,
+        m.d_depth,
+        m.d_attention,
+        m.d_spectral_norm,
+        context=m.d_context,
+        diff=m.d_input == "diff",
+        residual=m.d_residual,
     )

@@ -1,11 +1,21 @@
 """The U-Net discriminator: Schönfeld, Schiele, Khoreva, "A U-Net Based Discriminator for GANs", CVPR 2020.
 
-    D_enc: stem (conv 1) -> [stride-2 conv (conv 2 = F2 at s=1), conv] x depth -> mean pool -> 1x1 -> logit
-    D_dec: [transposed conv x2, concat encoder skip, conv] x depth -> 1x1 -> per-pixel logit at frame size
+    D_enc: stem (conv 1) -> [stride-2 conv (conv 2 = F2 at s=1), conv; + shortcut] x depth -> sum pool -> 1x1
+           -> logit
+    D_dec: [transposed conv x2, concat encoder skip, conv; + shortcut] x depth -> 1x1 -> per-pixel logit
+
+Every stage is a residual block, as BigGAN's and U-Net GAN's discriminator blocks are: the two convolutions
+plus a shortcut (average pool or nearest upsample, then a 1x1 convolution). A plain stack of spectrally
+normalised convolutions halves the part of the signal that differs between two frames at every layer, so at
+initialisation the global logit of two frames that differ by 0.1 (rms) differed by 3e-5 and D's first
+updates had nothing to follow (docs/discriminator.md); the shortcuts carry that difference to the heads.
+The global head sums over positions (BigGAN) instead of averaging, for the same reason.
 
 It judges one frame: the real next frame or the generator's prediction; with ``context`` k > 0 (not in the
 paper) it also sees the k most recent past frames, stacked on the channel axis before the stem, and so judges
-the frame as the continuation of that sequence. Spectral normalisation is on every
+the frame as the continuation of that sequence; with ``diff`` it sees them as the k successive differences
+that end at the judged frame, so that motion enters the first convolution directly rather than as the small
+difference of two large inputs. Spectral normalisation is on every
 layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN / BigGAN. One SAGAN
 self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
 cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
@@ -16,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stvad.model.generator import stage_widths
@@ -43,15 +54,25 @@ class UNetDiscriminator(nn.Module):
         attention: bool = True,
         sn: bool = True,
         context: int = 0,
+        diff: bool = False,
+        residual: bool = True,
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=8)
         self.depth = depth
         self.context = context
+        self.diff = diff
+        self.residual = residual
         self.attn_scale = max(depth - 1, 1)
         self.stem = conv(channels * (1 + context), w[0], 3, sn=sn)
         self.down = nn.ModuleList(
-            nn.ModuleList([conv(w[s], w[s + 1], 4, stride=2, sn=sn), conv(w[s + 1], w[s + 1], 3, sn=sn)])
+            nn.ModuleList(
+                [
+                    conv(w[s], w[s + 1], 4, stride=2, sn=sn),
+                    conv(w[s + 1], w[s + 1], 3, sn=sn),
+                    *([conv(w[s], w[s + 1], 1, sn=sn)] if residual else []),  # shortcut, after avg pool
+                ]
+            )
             for s in range(depth)
         )
         self.attn = SelfAttention(w[self.attn_scale], sn=sn) if attention else None
@@ -60,6 +81,10 @@ class UNetDiscriminator(nn.Module):
             conv(w[s + 1], w[s], 4, stride=2, padding=1, sn=sn, transpose=True) for s in range(depth)
         )
         self.merge = nn.ModuleList(conv(2 * w[s], w[s], 3, sn=sn) for s in range(depth))
+        # shortcuts of the decoder stages, after a nearest-neighbour upsampling
+        self.up_short = (
+            nn.ModuleList(conv(w[s + 1], w[s], 1, sn=sn) for s in range(depth)) if residual else None
+        )
         self.dec_head = conv(w[0], 1, 1)
 
     def _input(self, y: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
@@ -72,7 +97,10 @@ class UNetDiscriminator(nn.Module):
         if past is None or past.shape[1] < self.context:
             got = "none" if past is None else past.shape[1]
             raise ValueError(f"this discriminator judges a frame after {self.context} past frames, got {got}")
-        return torch.cat([past[:, -self.context :].flatten(1, 2), y], dim=1)
+        if not self.diff:
+            return torch.cat([past[:, -self.context :].flatten(1, 2), y], dim=1)
+        seq = torch.cat([past[:, -self.context :], y.unsqueeze(1)], dim=1)  # (B, k+1, C, H, W)
+        return torch.cat([(seq[:, 1:] - seq[:, :-1]).flatten(1, 2), y], dim=1)  # k differences, then y
 
     def features2(self, y: torch.Tensor, past: torch.Tensor | None = None) -> F2Output:
         """F2 alone (stem and the first strided convolution): ``forward(y, past).f2`` at a fraction of the
@@ -84,17 +112,21 @@ class UNetDiscriminator(nn.Module):
         e = act(self.stem(self._input(y, past)))
         skips = [e]
         f2 = e
-        for s, (strided, refine) in enumerate(self.down, start=1):
-            e = act(strided(e))
+        for s, (strided, refine, *short) in enumerate(self.down, start=1):
+            h = act(strided(e))
             if s == 1:
-                f2 = e  # (B, c_1, H/2, W/2)
-            e = act(refine(e))
+                f2 = h  # (B, c_1, H/2, W/2)
+            h = refine(h)
+            e = act(h + short[0](F.avg_pool2d(e, 2)) if short else h)
             if self.attn is not None and s == self.attn_scale:
                 e = self.attn(e)
             skips.append(e)
-        logit = self.enc_head(e.mean(dim=(2, 3), keepdim=True)).flatten()  # (B,)
+        pooled = e.sum(dim=(2, 3), keepdim=True) if self.residual else e.mean(dim=(2, 3), keepdim=True)
+        logit = self.enc_head(pooled).flatten()  # (B,)
         h = e
         for s in reversed(range(self.depth)):
-            h = act(self.up[s](h))
-            h = act(self.merge[s](torch.cat([h, skips[s]], dim=1)))
+            u = self.merge[s](torch.cat([act(self.up[s](h)), skips[s]], dim=1))
+            if self.up_short is not None:
+                u = u + self.up_short[s](F.interpolate(h, scale_factor=2))
+            h = act(u)
         return DOutput(logit, self.dec_head(h), f2)

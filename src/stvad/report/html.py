@@ -19,7 +19,7 @@ import numpy as np
 
 from stvad._io import atomic_write_text
 from stvad.report.overlay import TopFrame, plot_top_frames
-from stvad.report.plots import plot_roc, plot_timeline
+from stvad.report.plots import plot_roc, plot_timeline, plot_training_health
 
 Results = dict[str, dict[str, dict[str, Any]]]  # variant -> normalisation -> metric name -> value
 
@@ -31,6 +31,12 @@ NORMALISATION_NOTE = (
     "class are left out of that mean."
 )
 
+HEALTH_NOTE = (
+    "Left: how well the discriminator ranks held-out normal frames above the generator's predictions of them "
+    "at each validation (0.5 = chance, a discriminator that has learned nothing). Right: the generator's "
+    "validation PSNR over the floor of predicting each frame as the previous one (below 0 = worse than "
+    "copying). Both on the held-out tail of each normal training video."
+)
 TOP_NOTE = (
     "Left: the frame; right: the anomaly map of the full method (JET, one scale for all panels) blended "
     "over it; white outline: the ground-truth mask where the benchmark has one."
@@ -121,6 +127,7 @@ def write_report(
     table: str | None = None,
     protocol: dict[str, Any] | None = None,
     title: str = "stvad evaluation report",
+    health: Sequence[dict[str, float]] = (),
 ) -> Path:
     """Write ``out_dir/index.html`` and its figures under ``out_dir/figures``; returns the HTML path.
 
@@ -129,7 +136,9 @@ def write_report(
     frames or None. ``first_frames`` is the frame number of each video's first score (T when the first T
     frames have no prediction). Timelines show ``primary``; the ROC plot shows every variant (labels only).
     ``top`` are the most anomalous frames with their maps (see :func:`stvad.report.overlay.top_frames`),
-    ``table`` the Markdown metrics table, ``protocol`` key/value details of how the numbers were made.
+    ``table`` the Markdown metrics table, ``protocol`` key/value details of how the numbers were made,
+    ``health`` the validation rows of the run's metrics.csv (step, val_d_auc, val_d_pixel_auc, val_psnr,
+    val_psnr_copy_last), drawn as training curves.
     """
     out = Path(out_dir)
     fig_dir = out / "figures"
@@ -157,6 +166,14 @@ def write_report(
             "<h2>Most anomalous frames</h2>"
             + _img("figures/top_frames.png", "most anomalous frames with their anomaly maps")
             + f"<p class='note'>{TOP_NOTE}</p>"
+        )
+
+    if health:
+        plot_training_health(fig_dir / "training.png", health)
+        parts.append(
+            "<h2>Training</h2>"
+            + _img("figures/training.png", "discriminator AUROCs and generator PSNR over training")
+            + f"<p class='note'>{HEALTH_NOTE}</p>"
         )
 
     parts.append(f"<h2>Score timelines ({html.escape(primary)})</h2>")

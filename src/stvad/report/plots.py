@@ -18,6 +18,7 @@ from stvad.metrics import auroc_micro, roc
 DPI = 100
 TIMELINE_SIZE = (8.0, 2.5)  # inches: 800 x 250 px at DPI
 ROC_SIZE = (5.0, 5.0)
+HEALTH_SIZE = (8.0, 3.0)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> None:
@@ -86,4 +87,27 @@ def plot_roc(
     ax.set_ylabel("true positive rate")
     ax.set_title("frame-level ROC (all test frames pooled)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_training_health(path: str | os.PathLike, rows: Sequence[dict[str, float]]) -> None:
+    """D's health over training (its AUROCs ranking held-out real frames above G's predictions; 0.5 is
+    chance) beside G's validation PSNR over the copy-last floor, from the validation rows of metrics.csv."""
+    steps = np.array([r["step"] for r in rows], dtype=np.float64)
+    fig = Figure(figsize=HEALTH_SIZE, dpi=DPI, layout="constrained")
+    ax_d, ax_g = fig.subplots(1, 2)
+    for key, label in (("val_d_auc", "global logit"), ("val_d_pixel_auc", "mean pixel logit")):
+        ax_d.plot(steps, [r.get(key, np.nan) for r in rows], marker="o", ms=3, lw=1.2, label=label)
+    ax_d.axhline(0.5, color="grey", ls=":", lw=1)
+    ax_d.set_ylim(0, 1.02)
+    ax_d.set_xlabel("training step")
+    ax_d.set_ylabel("AUROC real vs predicted")
+    ax_d.set_title("discriminator", fontsize=10)
+    ax_d.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    gain = [r.get("val_psnr", np.nan) - r.get("val_psnr_copy_last", np.nan) for r in rows]
+    ax_g.plot(steps, gain, marker="o", ms=3, lw=1.2, color="tab:green")
+    ax_g.axhline(0.0, color="grey", ls=":", lw=1)
+    ax_g.set_xlabel("training step")
+    ax_g.set_ylabel("val PSNR - copy-last (dB)")
+    ax_g.set_title("generator", fontsize=10)
     save_figure(fig, path)

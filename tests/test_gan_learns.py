@@ -1,0 +1,128 @@
+"""The adversarial game takes place: D learns to tell real next frames from G's predictions, and each of
+the two updates of a GAN step touches only its own network (docs/discriminator.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from stvad.config import preset
+from stvad.model import build_discriminator, build_generator
+from stvad.train import gan_step
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def squares(n_videos: int, frames: int, size: int = 32, seed: int = 0) -> list[torch.Tensor]:
+    """Videos (frames, 1, H, W) in [-1, 1]: bright squares walking at a steady speed over a textured floor."""
+    rng = np.random.default_rng(seed)
+    floor = rng.uniform(-0.6, -0.2, (size, size))
+    out = []
+    for _ in range(n_videos):
+        y0, x0 = rng.integers(0, size - 8), rng.integers(0, size)
+        vx, vy = rng.choice([-2, 2]), rng.choice([-1, 1])
+        video = np.repeat(floor[None], frames, 0).copy()
+        for t in range(frames):
+            x, y = (x0 + vx * t) % (size - 8), (y0 + vy * t) % (size - 8)
+            video[t, y : y + 8, x : x + 8] = 0.9
+        out.append(torch.from_numpy(video).float().unsqueeze(1))
+    return out
+
+
+def windows(videos: list[torch.Tensor], T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs = [v[t - T : t] for v in videos for t in range(T, len(v))]
+    ys = [v[t] for v in videos for t in range(T, len(v))]
+    return torch.stack(xs), torch.stack(ys)
+
+
+def small(name: str, *overrides: str):
+    cfg = preset(name).override(["data.size=32,32", "model.g_width=8", "model.d_width=8", *overrides])
+    cfg.train.cutmix_warmup = 20
+    return cfg
+
+
+def train_steps(cfg, steps: int) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
+    torch.manual_seed(0)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    tc = cfg.train
+    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
+    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+    x, y = windows(squares(6, 24), cfg.data.T)
+    order = torch.Generator().manual_seed(0)
+    loss_d = []
+    for step in range(1, steps + 1):
+        i = torch.randint(len(x), (8,), generator=order)
+        rng = torch.Generator().manual_seed(step)
+        logs = gan_step(G, D, opt_g, opt_d, x[i], y[i], tc, step, rng, lambda l: l.backward(), lambda *a: 0)
+        if "aug" not in logs:  # steps without a CutMix batch: the four real/fake terms alone
+            loss_d.append(float(logs["loss_d"]))
+    return G, D, loss_d
+
+
+def real_vs_predicted_auc(G: torch.nn.Module, D: torch.nn.Module, T: int) -> float:
+    """AUROC with which D's mean per-pixel logit ranks held-out real next frames above G's predictions."""
+    x, y = windows(squares(3, 16, seed=1), T)  # videos not seen in training
+    G.eval(), D.eval()
+    with torch.no_grad():
+        real, fake = D(y, x).pixel_logits.mean((1, 2, 3)), D(G(x), x).pixel_logits.mean((1, 2, 3))
+    truth = np.r_[np.ones(len(y)), np.zeros(len(y))]
+    return float(roc_auc_score(truth, torch.cat([real, fake]).numpy()))
+
+
+@pytest.mark.parametrize("name", ["cpu", "cpu-paper"])
+def test_the_discriminator_learns_in_a_short_training(name: str) -> None:
+    """D's loss leaves chance (4 ln 2, all four real/fake terms at ln 2) and D ranks held-out real frames
+    above predictions. With the plain D of earlier versions neither happened: its loss stayed at 4 ln 2."""
+    cfg = small(name)
+    G, D, loss_d = train_steps(cfg, 80)
+    away = np.abs(np.array(loss_d) - 4 * math.log(2)) > 0.05
+    assert away.mean() > 0.5, f"D's loss sat at 4 ln 2 on {1 - away.mean():.0%} of the steps"
+    assert real_vs_predicted_auc(G, D, cfg.data.T) >= 0.75
+
+
+def test_d_step_changes_no_g_parameter_and_g_step_no_d_parameter() -> None:
+    cfg = small("cpu", "train.cutmix_prob=1", "train.cutmix_warmup=0")
+    torch.manual_seed(0)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    tc = cfg.train
+    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
+    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+
+    def snapshot(m: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in m.parameters()]
+
+    def same(m: torch.nn.Module, before: list[torch.Tensor]) -> bool:
+        return all(torch.equal(p, q) for p, q in zip(m.parameters(), before))
+
+    seen = {}
+    d_step, g_step = opt_d.step, opt_g.step
+
+    def checked_d_step(*a, **k):
+        g_before, d_before = snapshot(G), snapshot(D)
+        assert all(p.grad is None or not p.grad.any() for p in G.parameters())  # no gradient reached G
+        d_step(*a, **k)
+        seen["d"] = same(G, g_before), not same(D, d_before)
+
+    def checked_g_step(*a, **k):
+        g_before, d_before = snapshot(G), snapshot(D)
+        g_step(*a, **k)
+        seen["g"] = same(D, d_before), not same(G, g_before)
+
+    opt_d.step, opt_g.step = checked_d_step, checked_g_step
+    x, y = windows(squares(2, 12), cfg.data.T)
+    for step in (1, 2):
+        seen.clear()
+        opt_g.zero_grad(set_to_none=True)
+        gan_step(G, D, opt_g, opt_d, x[:4], y[:4], tc, step, torch.Generator().manual_seed(step),
+                 lambda l: l.backward(), lambda *a: None)  # fmt: skip
+        assert seen == {"d": (True, True), "g": (True, True)}
