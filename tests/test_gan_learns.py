@@ -126,3 +126,41 @@ def test_d_step_changes_no_g_parameter_and_g_step_no_d_parameter() -> None:
         gan_step(G, D, opt_g, opt_d, x[:4], y[:4], tc, step, torch.Generator().manual_seed(step),
                  lambda l: l.backward(), lambda *a: None)  # fmt: skip
         assert seen == {"d": (True, True), "g": (True, True)}
+
+
+def test_skip_frame_pseudo_anomalies_mark_what_moved_too_far() -> None:
+    from stvad.losses import pseudo_anomaly_loss, pseudo_anomaly_targets
+    from stvad.model import DOutput
+
+    video = squares(1, 12)[0]
+    nxt, skipped = video[5:6], video[8:9]  # the next frame and the frame three later, after the same past
+    targets = pseudo_anomaly_targets(skipped, nxt, 0.1)
+    moved = (skipped - nxt).abs()[:, :1] > 0.1
+    assert targets.shape == (1, 1, 32, 32)
+    assert (targets[moved] == 0).all() and 0 < (targets == 0).float().mean() < 0.5  # fake only near motion
+    assert (pseudo_anomaly_targets(nxt, nxt, 0.1) == 1).all()  # nothing moved: all real
+    # D's loss on it is low when D_dec follows the targets and D_enc says fake, high when it says real
+    logits = 20 * (targets - 0.5)
+    right = pseudo_anomaly_loss(DOutput(torch.tensor([-20.0]), logits, torch.zeros(1)), targets)
+    wrong = pseudo_anomaly_loss(DOutput(torch.tensor([20.0]), torch.full_like(logits, 10.0), None), targets)
+    assert right < 0.01 < 1 < wrong
+
+
+def test_a_dataset_with_lookahead_gives_the_frame_k_later_clamped_to_the_clip() -> None:
+    from stvad.data.windows import WindowDataset
+
+    class Counter:  # a frame source whose frame i is filled with i
+        path, name = "counter", "counter"
+
+        def __len__(self) -> int:
+            return 10
+
+        def frames(self, size, channels, start=0, stop=None):
+            for i in range(start, stop):
+                yield np.full((*size, channels), 20 * i, np.uint8)
+
+    ds = WindowDataset([(Counter(), 0, 10)], T=4, size=(4, 4), channels=1, ahead=3)
+    x, y, z = (((t + 1) * 127.5).round() / 20 for t in ds[0])
+    assert x[:, 0, 0, 0].tolist() == [0, 1, 2, 3] and y[0, 0, 0] == 4 and z[0, 0, 0] == 7
+    x, y, z = (((t + 1) * 127.5).round() / 20 for t in ds[len(ds) - 1])
+    assert y[0, 0, 0] == 9 and z[0, 0, 0] == 9  # the clip ends: its last frame

@@ -169,6 +169,7 @@ def test_same_seed_same_losses_and_interrupted_resume_same_weights(
         ["model.g_spectral_norm=true", "model.g_attention=false", "model.d_attention=false"],
         ["model.g_residual=true", "model.g_skip=false", "model.d_spectral_norm=false"],
         ["model.d_context=2", "train.cutmix_prob=1", "train.cutmix_warmup=0"],
+        ["model.d_context=2", "model.d_input=frames", "train.pseudo_skip=3"],
     ],
 )
 def test_every_term_and_stabiliser_can_be_switched_off(
@@ -180,6 +181,7 @@ def test_every_term_and_stabiliser_can_be_switched_off(
         logged = {k for row in csv.DictReader(f) for k, v in row.items() if v}
     t = cfg.train
     assert ("loss_d" in logged) == t.adversarial
+    assert ("pseudo" in logged) == bool(t.pseudo_skip)
     always_mix = t.cutmix_prob == 1 and t.cutmix_warmup == 0
     for term, on in (("cons", t.cutmix), ("aug", t.cutmix_aug)):
         if not (t.adversarial and on):

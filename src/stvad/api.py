@@ -16,6 +16,7 @@ cached streaming path of :mod:`stvad.stream`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -134,9 +135,10 @@ def _apply(cfg: Config, overrides: dict[str, Any]) -> Config:
     return cfg
 
 
-def _training_root(train_source: str | os.PathLike | Sequence[str | os.PathLike], out: Path) -> Path:
+def training_root(train_source: str | os.PathLike | Sequence[str | os.PathLike], out: Path) -> Path:
     """A benchmark root to train on: the folder itself when it is one, else OUT/data in the ``folder``
-    layout, whose train/ links to the given videos (video files or frame folders)."""
+    layout, whose train/ links to the given videos (video files or frame folders). An OUT/data left by an
+    earlier call for the same run (a resumed training) is reused."""
     from stvad.data.layouts import detect_layout
 
     items = [train_source] if isinstance(train_source, (str, os.PathLike)) else list(train_source)
@@ -144,14 +146,16 @@ def _training_root(train_source: str | os.PathLike | Sequence[str | os.PathLike]
         raise StvadError("no training videos given")
     root, train = out / "data", out / "data" / "train"
     if len(items) == 1 and Path(items[0]).is_dir() and not list_images(items[0]):
-        try:
+        with contextlib.suppress(StvadError):
             detect_layout(items[0])
             return Path(items[0])
-        except StvadError:
-            # not a benchmark: a folder of normal videos and frame folders becomes the training split
-            root.mkdir(parents=True)
-            train.symlink_to(Path(items[0]).resolve(), target_is_directory=True)
-            return root
+    if train.exists():
+        return root
+    if len(items) == 1 and Path(items[0]).is_dir() and not list_images(items[0]):
+        # not a benchmark: a folder of normal videos and frame folders becomes the training split
+        root.mkdir(parents=True)
+        train.symlink_to(Path(items[0]).resolve(), target_is_directory=True)
+        return root
     paths = [Path(open_source(item).path).resolve() for item in items]  # all readable before writing
     train.mkdir(parents=True)
     for i, path in enumerate(paths):
@@ -190,7 +194,7 @@ class Detector:
         cfg = _apply(preset_config(preset), overrides)
         if out.exists() and any(out.iterdir()):
             raise StvadError("is not empty: fit writes a new run, choose another out", out)
-        run = train(_training_root(train_source, out), out, cfg, progress=progress)
+        run = train(training_root(train_source, out), out, cfg, progress=progress)
         if calibrate:
             fit_threshold(run, progress=progress)
         return cls.load(run)

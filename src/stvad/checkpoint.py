@@ -7,7 +7,9 @@ so it is read with ``torch.load(weights_only=True)``: a file crafted to run code
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import pickle
 import re
@@ -141,3 +143,47 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
         "checkpoint": str(path),
     }
     return LoadedRun(cfg, G, D, meta)
+
+
+def validation_rows(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of ``RUN/metrics.csv`` that carry a validation (step, val_psnr, val_psnr_copy_last,
+    val_d_auc, val_d_pixel_auc, ...), as floats; [] when the run has none yet."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_psnr")]
+    return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
+
+
+def training_summary(run_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """What a finished training achieved, as lines to print, and warnings: the checkpoint chosen, the
+    generator's validation PSNR against the copy-last floor, and the discriminator's health."""
+    run_dir = Path(run_dir)
+    rows = validation_rows(run_dir)
+    if not rows:
+        return ["no validation yet: raise train.max_steps above train.val_every"], []
+    state = read_checkpoint(checkpoint_path(run_dir, "last"))["stvad"]
+    best_step = int(state["best"]["step"])
+    best = next((r for r in rows if int(r["step"]) == best_step), rows[-1])
+    last = rows[-1]
+    gain = best["val_psnr"] - best["val_psnr_copy_last"]
+    lines = [
+        f"steps: {int(state['step'])}; checkpoint chosen: step {best_step} (best validation PSNR on held-out "
+        f"normal clips), {checkpoint_path(run_dir, 'best')}",
+        f"generator: {best['val_psnr']:.2f} dB against {best['val_psnr_copy_last']:.2f} dB for copying the "
+        f"last frame ({gain:+.2f} dB)",
+        f"discriminator at the last validation: AUROC real vs predicted "
+        f"{last.get('val_d_auc', math.nan):.2f} (global), {last.get('val_d_pixel_auc', math.nan):.2f} "
+        "(mean pixel); 0.5 is chance",
+    ]
+    warns = []
+    if gain <= 0:
+        warns.append(
+            "the generator did not beat copying the last frame on held-out normal clips: train longer "
+            "(train.max_steps) or check that the training videos move"
+        )
+    adversarial = state["config"].get("train", {}).get("adversarial", True)
+    if adversarial and max(last.get("val_d_auc", 0.5), last.get("val_d_pixel_auc", 0.5)) < 0.55:
+        warns.append("the discriminator is near chance at the last validation: its map carries little")
+    return lines, warns

@@ -44,20 +44,54 @@ def _load_config(a: argparse.Namespace):
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from stvad.api import training_root
+    from stvad.checkpoint import training_summary
     from stvad.train import run_config, train
 
     # resuming without --preset continues with the run's own config (plus any --set, e.g. more steps)
     resumed = a.resume and a.preset is None
+    cfg = run_config(a.out).override(a.set or []) if resumed else _load_config(a)
+    t0 = time.monotonic()
     run = train(
-        a.data,
+        training_root(a.data, Path(a.out)),
         a.out,
-        run_config(a.out).override(a.set or []) if resumed else _load_config(a),
+        cfg,
         resume=a.resume,
         devices=a.devices,
         strategy=a.strategy,
         accelerator=a.accelerator,
     )
-    print(f"run written to {run}")
+    lines, warns = training_summary(run)
+    print(f"run written to {run} ({(time.monotonic() - t0) / 60:.1f} min)")
+    for line in lines:
+        print("  " + line)
+    for w in warns:
+        print(f"stvad: warning: {w}", file=sys.stderr)
+    if not a.no_calibrate:
+        _print_calibration(_calibrate(run, a.quantile, ()))
+    return 0
+
+
+def _calibrate(run, quantile, sources) -> dict:
+    from stvad.inference import calibrate
+
+    return calibrate(run, quantile=quantile, progress=sys.stderr.isatty(), sources=sources)
+
+
+def _print_calibration(cal: dict) -> None:
+    print(
+        f"threshold {cal['threshold']:.4g}: the {cal['quantile']} quantile of {cal['frames']} normal frames "
+        f"({cal['source']})"
+    )
+    if "warning" in cal:
+        print(f"stvad: warning: {cal['warning']}", file=sys.stderr)
+
+
+def _cmd_calibrate(a: argparse.Namespace) -> int:
+    _print_calibration(_calibrate(a.run, a.quantile, a.sources))
     return 0
 
 
@@ -113,6 +147,8 @@ def _cmd_watch(a: argparse.Namespace) -> int:
         loop=a.loop,
         threshold=a.threshold,
         device=a.device,
+        min_event_s=a.min_event,
+        merge_gap_s=a.merge_gap,
     )
     print(
         f"watched {summary['frames']} frames in {summary['seconds']} s ({summary['fps']} frames/s), "
@@ -134,6 +170,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stvad.events import MERGE_GAP_S, MIN_EVENT_S
+
     p = argparse.ArgumentParser(
         prog="stvad",
         description="Unsupervised video anomaly detection: a spatio-temporal GAN with a U-Net discriminator.",
@@ -164,16 +202,40 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
 
-    train = sub.add_parser("train", help="train the GAN on a benchmark's normal training videos")
-    train.add_argument("data")
-    train.add_argument("--out", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train on normal video: video files, frame folders, or a benchmark's training split",
+        description="Train the detector on normal footage, then fit its alarm threshold on held-out normal "
+        "clips (the tail of each training video). Presets: cpu (default, 64x64, a few minutes on 2 cores), "
+        "ped2 (128x128, about 40 minutes), cpu-paper / ped2-paper (the paper's method), paper (256x256 "
+        "colour, for a GPU), tiny (tests).",
+        epilog="example: stvad train monday.mp4 tuesday.mp4 --out runs/cam1 --set train.max_steps=3000",
+    )
+    train.add_argument(
+        "data", nargs="+", metavar="SOURCE",
+        help="normal footage: video files or frame folders (several), a folder of them, or a benchmark root",
+    )  # fmt: skip
+    train.add_argument("--out", required=True, help="run folder to write (checkpoints, metrics, threshold)")
     config_args(train)
     train.set_defaults(preset=None)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--devices", default="1")
     train.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     train.add_argument("--accelerator", default="auto")
+    train.add_argument("--no-calibrate", action="store_true", help="skip fitting the alarm threshold")
+    train.add_argument("--quantile", type=float, default=None, help="of normal scores (default: 0.99)")
     train.set_defaults(func=_cmd_train)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="(re)fit a run's alarm threshold on normal footage",
+        description="Fit the alarm threshold as a quantile of the scores of normal frames: the held-out tail "
+        "of each training video, plus any normal footage given here (not used in training).",
+    )
+    cal.add_argument("run", help="a training run folder")
+    cal.add_argument("sources", nargs="*", metavar="NORMAL", help="more normal video files or frame folders")
+    cal.add_argument("--quantile", type=float, default=None, help="of normal scores (default: 0.99)")
+    cal.set_defaults(func=_cmd_calibrate)
 
     ev = sub.add_parser("eval", help="score a benchmark's test videos and print the Table-1 metrics")
     ev.add_argument("run")
@@ -212,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     watch.add_argument("--loop", action="store_true", help="play a file or folder again and again")
     watch.add_argument("--threshold", type=float, default=None, help="instead of the run's calibrated one")
+    watch.add_argument(
+        "--min-event", type=float, default=MIN_EVENT_S, metavar="S",
+        help=f"drop events shorter than S seconds (default {MIN_EVENT_S})",
+    )  # fmt: skip
+    watch.add_argument(
+        "--merge-gap", type=float, default=MERGE_GAP_S, metavar="S",
+        help=f"one event across gaps up to S seconds below the threshold (default {MERGE_GAP_S})",
+    )  # fmt: skip
     watch.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     watch.set_defaults(func=_cmd_watch)
 

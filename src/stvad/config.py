@@ -73,6 +73,12 @@ class TrainConfig:
     cutmix: bool = True  # CutMix consistency loss L_cons of U-Net GAN
     cutmix_aug: bool = True  # CutMix augmentation loss: D_dec(mix) -> M and D_enc(mix) -> fake
     w_cons: float = 1.0
+    # skip-frame pseudo-anomalies (not in the paper; Astrid et al., BMVC 2021): after a window's past, the
+    # real frame this many frames ahead is shown to a past-conditioned D as a fake where it differs from the
+    # true next frame (per pixel; real elsewhere), so D's map learns to flag motion too fast. 0 = off
+    pseudo_skip: int = 0
+    w_pseudo: float = 1.0
+    pseudo_threshold: float = 0.1  # |skip frame - next frame| (frames in [-1, 1]) above which a pixel is fake
     cutmix_warmup: int = 500  # steps over which the CutMix probability ramps from 0 to cutmix_prob
     cutmix_prob: float = 0.5
     val_every: int = 200  # steps between validations / checkpoints

@@ -8,7 +8,6 @@ off unless a sigma is given, and then reported separately. Test labels are used 
 
 from __future__ import annotations
 
-import csv
 import os
 import platform
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from stvad._io import atomic_write_json, check_writable
+from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.data.synth import event_types, read_events
 from stvad.errors import StvadError
@@ -210,15 +210,6 @@ def evaluate(
     return out
 
 
-def validation_rows(metrics_csv: Path) -> list[dict[str, float]]:
-    """The rows of a run's metrics.csv that carry a validation (D's AUROCs, G's PSNR); [] without one."""
-    if not metrics_csv.is_file():
-        return []
-    with open(metrics_csv, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val_psnr")]
-    return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
-
-
 def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol) -> Path:
     """Timelines on the calibrated raw scale when the run has a threshold, else per-video min-max."""
     cal = read_calibration(run)
@@ -249,5 +240,5 @@ def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table
         top=items,
         table=table,
         protocol=protocol,
-        health=validation_rows(Path(run) / "metrics.csv"),
+        health=validation_rows(run),
     )

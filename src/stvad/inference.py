@@ -192,14 +192,18 @@ def calibrate(
     quantile: float | None = None,
     progress: bool = False,
     scorer: Scorer | None = None,
+    sources: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """Fit the alarm threshold on the run's held-out normal validation clips and store it in the run.
 
     The threshold is a quantile (``score.threshold_quantile``) of the raw ``score.variant`` scores of
     normal frames, with their mean and standard deviation, so that live scores are comparable across
-    videos without test-set normalisation.
+    videos without test-set normalisation. ``sources`` (video files or frame folders of normal footage not
+    used in training) are scored whole and added to those frames. When the frames are too few for the
+    quantile (fewer than 10 above it), the result carries a ``warning``.
     """
     from stvad.data.layouts import open_dataset
+    from stvad.data.sources import open_source
     from stvad.data.windows import split_train_val
 
     run_dir = Path(run_dir)
@@ -209,12 +213,14 @@ def calibrate(
     data_root = scorer.run.meta.get("data_root")
     ds = open_dataset(data_root, layout=cfg.data.layout)
     _, val_clips = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    extra = [open_source(s) for s in sources]  # every one readable before any is scored
+    clips = [*val_clips, *((src, 0, None) for src in extra)]
     normal = np.concatenate(
         [
             scorer.score_frames(scorer.frames(src, start, stop), name=src.name, progress=progress).scores[
                 cfg.score.variant
             ]
-            for src, start, stop in val_clips
+            for src, start, stop in clips
         ]
     )
     cal = {
@@ -225,8 +231,16 @@ def calibrate(
         "normal_std": float(normal.std()),
         "normal_max": float(normal.max()),
         "frames": int(normal.size),
-        "source": "held-out tail of each normal training video (data.val_fraction)",
+        "source": "held-out tail of each normal training video (data.val_fraction)"
+        + "".join(f"; {src.path}" for src in extra),
     }
+    above = normal.size * (1 - q)
+    if above < 10:
+        cal["warning"] = (
+            f"{normal.size} normal frames give only {above:.1f} above the {q} quantile, so the threshold is "
+            "close to the largest normal score; add normal footage (stvad calibrate RUN VIDEO ...) or lower "
+            "--quantile"
+        )
     atomic_write_json(run_dir / CALIBRATION_FILE, cal)
     return cal
 

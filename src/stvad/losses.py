@@ -2,6 +2,7 @@
 
     L_D = BCE(D_enc(xi), 1) + BCE(D_enc(G(x)), 0) + BCE(D_dec(xi), 1) + BCE(D_dec(G(x)), 0)
           [+ CutMix augmentation: BCE(D_dec(mix), M) + BCE(D_enc(mix), 0)]  [+ w_cons * L_cons]
+          [+ w_pseudo * (BCE(D_dec(z), P) + BCE(D_enc(z), 0))]   (z: skip-frame fake, P: 0 where it moved)
     L_G = L_recon(xi, G(x)) + w_adv * (BCE(D_enc(G(x)), 1) + BCE(D_dec(G(x)), 1))     (non-saturating)
     L_recon = w_intensity * ||xi - G(x)||^2 + w_gradient * image-gradient loss         (FFP, Liu et al. 2018)
     L_cons = ||D_dec(mix) - (M o D_dec(xi) + (1 - M) o D_dec(G(x)))||^2                (U-Net GAN)
@@ -123,3 +124,17 @@ def cutmix_probability(step: int, warmup: int, prob: float) -> float:
     if warmup <= 0:
         return prob
     return prob * min(1.0, step / warmup)
+
+
+def pseudo_anomaly_targets(skipped: torch.Tensor, nxt: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Per-pixel targets (B, 1, H, W) for a skip-frame pseudo-anomaly: 0 (fake) where the skipped-to frame
+    differs from the true next frame by more than ``threshold`` in any channel, grown by 2 pixels so that the
+    edges of a moved object count too, 1 (real) elsewhere."""
+    moved = ((skipped - nxt).abs().amax(1, keepdim=True) > threshold).float()
+    return 1.0 - F.max_pool2d(moved, 5, stride=1, padding=2)
+
+
+def pseudo_anomaly_loss(out: DOutput, targets: torch.Tensor) -> torch.Tensor:
+    """D on a pseudo-anomalous frame: D_dec -> the per-pixel targets, D_enc -> fake where anything moved."""
+    fake_somewhere = (targets.flatten(1).amin(1) < 1).float()
+    return bce(out.pixel_logits, targets) + bce(out.logit, 1.0 - fake_somewhere)

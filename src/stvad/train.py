@@ -54,6 +54,8 @@ from stvad.losses import (
     d_adversarial_loss,
     g_adversarial_loss,
     mix,
+    pseudo_anomaly_loss,
+    pseudo_anomaly_targets,
     recon_loss,
 )
 from stvad.model import build_discriminator, build_generator
@@ -87,8 +89,10 @@ def gan_step(
     rng: torch.Generator,
     backward: Callable[[torch.Tensor], None],
     check: Callable[[str, torch.Tensor], None],
+    ahead: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One D step then one G step on a batch (x (B,T,C,H,W) past frames, y (B,C,H,W) next frames)."""
+    """One D step then one G step on a batch (x (B,T,C,H,W) past frames, y (B,C,H,W) next frames; ``ahead``
+    (B,C,H,W) the frames ``train.pseudo_skip`` frames later, for the skip-frame pseudo-anomalies)."""
     logs: dict[str, torch.Tensor] = {}
     # One generator pass serves both updates: D's step sees it detached, and G's weights do not change
     # before G's own step, so this equals a second forward (a third of G's cost saved).
@@ -110,6 +114,10 @@ def gan_step(
                         mixed.pixel_logits, real_out.pixel_logits, fake_out.pixel_logits, mask
                     )
                     loss_d = loss_d + tc.w_cons * logs["cons"]
+            if tc.pseudo_skip and ahead is not None:
+                targets = pseudo_anomaly_targets(ahead, y, tc.pseudo_threshold)
+                logs["pseudo"] = pseudo_anomaly_loss(D(ahead, x), targets)
+                loss_d = loss_d + tc.w_pseudo * logs["pseudo"]
             check("D", loss_d)
             opt_d.zero_grad()
             backward(loss_d)
@@ -245,14 +253,15 @@ class GANModule(pl.LightningModule):
         return torch.utils.data.DataLoader(subset, batch_size=self.cfg.train.batch_size, shuffle=False)
 
     # --- training -------------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        x, y, *ahead = batch
         step = self.steps_done + 1
         opt_g, opt_d = self.optimizers()
         rng = torch.Generator().manual_seed(_step_seed(self.cfg.train.seed, step, self.global_rank))
         logs = gan_step(
             self.G, self.D, opt_g, opt_d, x, y, self.cfg.train, step, rng,
             backward=self.manual_backward, check=lambda name, loss: self._check_finite(name, loss, step),
+            ahead=ahead[0] if ahead else None,
         )  # fmt: skip
         self.steps_done = step
         shown = ("loss_d", "loss_g", "recon")
@@ -393,6 +402,10 @@ def _validate(cfg: Config) -> None:
         raise StvadError("model widths, depths, lstm_layers and lstm_kernel must be at least 1", "config")
     if m.lstm_kernel % 2 == 0:
         raise StvadError(f"model.lstm_kernel must be odd, got {m.lstm_kernel}", "config")
+    if t.pseudo_skip < 0 or (t.pseudo_skip and not m.d_context):
+        raise StvadError(
+            "train.pseudo_skip needs a D that sees the past (model.d_context > 0), and must be >= 0", "config"
+        )
 
 
 def _flat(cfg: Config) -> dict[str, Any]:
@@ -553,7 +566,9 @@ def train(
             "torch_version": str(torch.__version__),
         },
     )
-    module.train_set = WindowDataset(train_clips, d.T, d.size, d.channels, d.train_stride)
+    module.train_set = WindowDataset(
+        train_clips, d.T, d.size, d.channels, d.train_stride, ahead=cfg.train.pseudo_skip
+    )
     module.val_set = WindowDataset(val_clips, d.T, d.size, d.channels, 1)
     module.meta.update(train_windows=len(module.train_set), val_windows=len(module.val_set))
     if rank_zero:

@@ -47,13 +47,23 @@ class WindowDataset(torch.utils.data.Dataset):
     """Windows over clips, each clip decoded once into a resized uint8 cache.
 
     Item ``i`` is ``(x, y)``: x float (T, C, H, W) past frames, y float (C, H, W) target, in [-1, 1].
-    ``targets[i]`` = (clip number, frame index in its source) of the target frame.
+    ``targets[i]`` = (clip number, frame index in its source) of the target frame. With ``ahead`` k > 0 an
+    item is ``(x, y, z)``, z the frame k frames after the target (the clip's last frame where the clip ends
+    sooner): after the same past it is a skip-frame pseudo-anomaly, the scene sped up.
     """
 
-    def __init__(self, clips: Sequence[Clip], T: int, size: tuple[int, int], channels: int, stride: int = 1):
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        T: int,
+        size: tuple[int, int],
+        channels: int,
+        stride: int = 1,
+        ahead: int = 0,
+    ):
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
-        self.T = T
+        self.T, self.ahead = T, ahead
         self.cache = [_decode(clip, size, channels) for clip in clips]
         self.targets = [
             (c, clip[1] + t) for c, clip in enumerate(clips) for t in range(T, len(self.cache[c]), stride)
@@ -66,6 +76,9 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         c, t = self._local[i]
         frames = self.cache[c]
+        if self.ahead:
+            z = frames[min(t + self.ahead, len(frames) - 1)]
+            return to_model(frames[t - self.T : t]), to_model(frames[t]), to_model(z)
         return to_model(frames[t - self.T : t]), to_model(frames[t])
 
 

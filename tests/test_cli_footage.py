@@ -1,0 +1,97 @@
+"""From a user's own video files to alarms, on the command line alone: train on a video file, the run ends
+calibrated, `watch` raises events with no --threshold, none shorter than the minimum, `score` marks frames
+anomalous; `calibrate` refits on more normal footage and warns when the frames are too few."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import SQUARE_SIZE, square_scene
+from stvad.cli import main
+
+
+def write_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    big = 2 * SQUARE_SIZE
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (big, big))
+    assert writer.isOpened()
+    for f in frames:
+        big_frame = cv2.resize(f, (big, big), interpolation=cv2.INTER_NEAREST)
+        writer.write(cv2.cvtColor(big_frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("footage")
+    return {
+        "monday": write_avi(root / "monday.avi", square_scene(60, 1)),
+        "tuesday": write_avi(root / "tuesday.avi", square_scene(60, 2)),
+        "later": write_avi(root / "later.avi", square_scene(200, 4)),
+        "today": write_avi(root / "today.avi", square_scene(80, 3, anomaly=True)),
+    }
+
+
+@pytest.fixture(scope="module")
+def cli_run(footage, tmp_path_factory) -> tuple[Path, str]:
+    """`stvad train` on two video files (tiny preset, 40 steps); the run folder and what it printed."""
+    run = tmp_path_factory.mktemp("runs") / "cam1"
+    args = ["train", str(footage["monday"]), str(footage["tuesday"]), "--out", str(run), "--preset", "tiny",
+            "--set", "train.max_steps=40", "--set", "train.val_every=20"]  # fmt: skip
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            assert main(args) == 0
+    finally:
+        torch.set_num_threads(before)
+    return run, printed.getvalue()
+
+
+def test_video_files_to_a_calibrated_run_to_events_and_flagged_frames(
+    cli_run, footage, tmp_path, torch_one_thread
+) -> None:
+    run, out = cli_run
+    assert "checkpoint chosen: step" in out and "dB for copying the last frame" in out
+    assert "discriminator at the last validation" in out
+    cal = json.loads((run / "calibration.json").read_text())
+    assert f"threshold {cal['threshold']:.4g}" in out and cal["frames"] > 0
+
+    events = tmp_path / "events.jsonl"
+    watch = ["watch", str(run), str(footage["today"]), "--events", str(events), "--min-event", "0.3"]
+    assert main(watch) == 0
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert records, "no event on a video with an anomaly"
+    assert all(r["frames"] >= 3 for r in records)  # 0.3 s at 10 frames/s
+
+    assert main(["score", str(run), str(footage["today"]), "--out", str(tmp_path / "scores")]) == 0
+    with open(tmp_path / "scores" / "today.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {r["anomalous"] for r in rows} <= {"0", "1"} and "1" in {r["anomalous"] for r in rows}
+
+
+def test_calibrate_adds_normal_footage_and_warns_when_frames_are_too_few(
+    cli_run, footage, capsys, torch_one_thread
+) -> None:
+    run, _ = cli_run
+    before = json.loads((run / "calibration.json").read_text())
+    capsys.readouterr()
+    assert main(["calibrate", str(run), str(footage["later"]), "--quantile", "0.9"]) == 0
+    out, err = capsys.readouterr()
+    after = json.loads((run / "calibration.json").read_text())
+    assert after["frames"] == before["frames"] + 200 - 4  # the new video's frames after the first T
+    assert after["quantile"] == 0.9 and str(footage["later"]) in after["source"]
+    assert "warning" not in after and "warning" not in err
+    assert main(["calibrate", str(run), "--quantile", "0.999"]) == 0
+    err = capsys.readouterr().err
+    assert "stvad: warning:" in err and "above the 0.999 quantile" in err
