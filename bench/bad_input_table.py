@@ -239,7 +239,7 @@ CASES = [
     Case(
         "no-layout",
         "a folder with no recognised layout",
-        ["train", "stuff", "--out", "new_run", "--preset", "tiny"],
+        ["data", "info", "stuff"],
         "stuff: no known benchmark layout (expected training/frames, training_videos, UCSDpedN/Train, "
         "training/videos or train/ + test/)",
         setup=lambda root: write_frames(root / "stuff" / "holiday", 3),
@@ -460,7 +460,7 @@ CASES = [
         [*TRAIN, "--set", "model.depth=3"],
         "--set: unknown config key 'model.depth' (known in model: arch, g_width, g_depth, g_skip, "
         "g_skip_frames, g_attention, g_spectral_norm, g_residual, lstm_kernel, lstm_layers, d_width, "
-        "d_depth, d_attention, d_spectral_norm, d_context)",
+        "d_depth, d_attention, d_spectral_norm, d_context, d_input, d_residual)",
         api=lambda: preset("tiny").override(["model.depth=3"]),
     ),
     Case(
