@@ -54,9 +54,12 @@ BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-ta
 
 
 # config fields an architecture does not have: the FFP-style U-Net fuses all past frames at its input
-# (build_generator ignores g_skip_frames) and its patch D judges one frame (d_context is an error there).
+# (build_generator ignores g_skip_frames and g_residual) and its patch D judges one frame (build_discriminator
+# ignores the U-Net D's d_context, d_input and d_residual).
 # Overrides of these fields do not reach the baseline, and a finished run is reused whatever they hold.
-UNUSED_BY_ARCH = {"ffp": {"model.g_skip_frames", "model.d_context"}}
+UNUSED_BY_ARCH = {
+    "ffp": {"model.g_skip_frames", "model.g_residual", "model.d_context", "model.d_input", "model.d_residual"}
+}
 
 
 def overrides_for(arch: str, overrides: list[str]) -> list[str]:

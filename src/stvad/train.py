@@ -402,9 +402,10 @@ def _validate(cfg: Config) -> None:
         raise StvadError("model widths, depths, lstm_layers and lstm_kernel must be at least 1", "config")
     if m.lstm_kernel % 2 == 0:
         raise StvadError(f"model.lstm_kernel must be odd, got {m.lstm_kernel}", "config")
-    if t.pseudo_skip < 0 or (t.pseudo_skip and not m.d_context):
+    if t.pseudo_skip < 0 or (t.pseudo_skip and (not m.d_context or m.arch != "stgan")):
         raise StvadError(
-            "train.pseudo_skip needs a D that sees the past (model.d_context > 0), and must be >= 0", "config"
+            "train.pseudo_skip needs the stgan D seeing the past (model.d_context > 0), and must be >= 0",
+            "config",
         )
 
 

@@ -58,9 +58,7 @@ def build_discriminator(cfg: Config) -> nn.Module:
         raise StvadError(f"model.d_context must be between 0 and data.T = {cfg.data.T}, got {m.d_context}")
     if m.d_input not in D_INPUTS:
         raise StvadError(f"unknown model.d_input '{m.d_input}' (choose from: {', '.join(D_INPUTS)})")
-    if m.arch == "ffp":
-        if m.d_context:
-            raise StvadError("model.d_context is for the stgan D; the ffp baseline's D judges one frame")
+    if m.arch == "ffp":  # its patch D judges one frame: d_context, d_input and d_residual do not apply
         return PatchDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_spectral_norm)
     return UNetDiscriminator(
         cfg.data.channels,
