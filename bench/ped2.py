@@ -2,7 +2,7 @@
 
     python bench/ped2.py --data ../shared/data/ped2                 # seeds 0 1 2, `ped2` preset
     python bench/ped2.py --data ../shared/data/ped2 --seeds 0       # one seed (add more later: results merge)
-    python bench/ped2.py --readme                                   # only regenerate the README table
+    python bench/ped2.py --readme                                   # only regenerate the table (docs)
 
 Seeds can also run as parallel processes, one thread each (``OMP_NUM_THREADS=1 ... --seeds 0 &`` and
 ``--seeds 1 &``): two single-thread trainings use 2 cores better than one two-thread training on a
@@ -18,10 +18,10 @@ Everything is resumable: a finished run (RUN/DONE) is reused if it was trained w
 (otherwise the script stops and names the differing fields), an interrupted one resumes from its last
 checkpoint, a seed already evaluated with the same checkpoint is not scored again. The output,
 bench/results/ped2.json, holds every seed's eval JSON, the mean and standard deviation over seeds of every
-row, training time and hardware; the README's Ped2 table is generated from it (--readme).
+row, training time and hardware; the Ped2 table of docs/results_ped2.md is generated from it (--readme).
 
 The loop itself is not Ped2's: ``--data`` may name any benchmark folder with frame labels, with ``--runs``
-and ``--json`` elsewhere (the README's partial Avenue run is one). Only ``--readme``, with its published
+and ``--json`` elsewhere (the partial Avenue run of docs/ is one). Only ``--readme``, with its published
 rows, is for Ped2.
 """
 
@@ -47,7 +47,7 @@ from stvad.train import RESUMABLE_KEYS, config_changes, run_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "results_ped2.md"  # the Ped2 table lives in the results page
 ROWS = ("full", "only-stn", "psnr", "dmap", "f2", BASELINE, "copy-last")
 PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNAD (Park et al. 2020)": 97.0}
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
@@ -215,7 +215,7 @@ def render(result: dict, published: bool = True) -> str:
 def update_readme(result: dict) -> None:
     text = README.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} block")
+        raise SystemExit(f"{README} has no {BEGIN} ... {END} block")
     body = render(result)
     block = re.escape(BEGIN) + r".*?" + re.escape(END)
     new = re.sub(block, lambda m: f"{BEGIN}\n{body}{END}", text, flags=re.S)

@@ -43,3 +43,14 @@ def test_overrides_the_baseline_does_not_have_stay_with_the_full_method(ped2_ben
     sets = ["model.d_context=4", "model.g_skip_frames=2", "train.max_steps=10"]
     assert ped2_bench.overrides_for("stgan", sets) == sets
     assert ped2_bench.overrides_for("ffp", sets) == ["train.max_steps=10"]
+
+
+def test_the_ped2_table_in_the_docs_is_the_one_its_json_renders(ped2_bench) -> None:
+    """docs/results_ped2.md's generated table is not stale (regenerate: `python bench/ped2.py --readme`)."""
+    import json
+    import re
+
+    result = json.loads((Path(ped2_bench.OUT)).read_text())
+    text = ped2_bench.README.read_text()
+    block = re.search(re.escape(ped2_bench.BEGIN) + r"\n(.*?)" + re.escape(ped2_bench.END), text, flags=re.S)
+    assert block is not None and block.group(1) == ped2_bench.render(result)

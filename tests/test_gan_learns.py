@@ -14,13 +14,7 @@ from stvad.config import preset
 from stvad.model import build_discriminator, build_generator
 from stvad.train import gan_step
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def squares(n_videos: int, frames: int, size: int = 32, seed: int = 0) -> list[torch.Tensor]:

@@ -31,6 +31,7 @@ NORMALISATION_NOTE = (
     "class are left out of that mean."
 )
 
+ROC_NOTE = "All test frames pooled, scores normalised as in the timelines."
 HEALTH_NOTE = (
     "Left: how well the discriminator ranks held-out normal frames above the generator's predictions of them "
     "at each validation (0.5 = chance, a discriminator that has learned nothing). Right: the generator's "
@@ -99,6 +100,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
 
 
+def _figure(title: str, name: str, alt: str, note: str) -> str:
+    """A report section: heading, the figure figures/NAME and its note."""
+    return f"<h2>{html.escape(title)}</h2>" + _img(f"figures/{name}", alt) + f"<p class='note'>{note}</p>"
+
+
 def _img(src: str, alt: str) -> str:
     return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
 
@@ -155,26 +161,15 @@ def write_report(
         )
     if labels is not None:
         plot_roc(fig_dir / "roc.png", scores, labels)
-        parts.append(
-            "<h2>ROC curves</h2>"
-            + _img("figures/roc.png", "ROC curves of the score variants")
-            + "<p class='note'>All test frames pooled, scores normalised as in the timelines.</p>"
-        )
+        parts.append(_figure("ROC curves", "roc.png", "ROC curves of the score variants", ROC_NOTE))
     if top:
         plot_top_frames(fig_dir / "top_frames.png", top)
-        parts.append(
-            "<h2>Most anomalous frames</h2>"
-            + _img("figures/top_frames.png", "most anomalous frames with their anomaly maps")
-            + f"<p class='note'>{TOP_NOTE}</p>"
-        )
-
+        alt = "most anomalous frames with their anomaly maps"
+        parts.append(_figure("Most anomalous frames", "top_frames.png", alt, TOP_NOTE))
     if health:
         plot_training_health(fig_dir / "training.png", health)
-        parts.append(
-            "<h2>Training</h2>"
-            + _img("figures/training.png", "discriminator AUROCs and generator PSNR over training")
-            + f"<p class='note'>{HEALTH_NOTE}</p>"
-        )
+        alt = "discriminator AUROCs and generator PSNR over training"
+        parts.append(_figure("Training", "training.png", alt, HEALTH_NOTE))
 
     parts.append(f"<h2>Score timelines ({html.escape(primary)})</h2>")
     for v, name in enumerate(names):
