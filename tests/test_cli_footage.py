@@ -95,3 +95,43 @@ def test_calibrate_adds_normal_footage_and_warns_when_frames_are_too_few(
     assert main(["calibrate", str(run), "--quantile", "0.999"]) == 0
     err = capsys.readouterr().err
     assert "stvad: warning:" in err and "above the 0.999 quantile" in err
+
+
+def test_messages_name_the_real_problem_and_the_fix(cli_run, tmp_path, capsys, torch_one_thread) -> None:
+    import shutil
+
+    run, _ = cli_run
+
+    def error(args: list[str]) -> str:
+        assert main(args) == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    # the demo's top folder, whose run is one level down
+    demo = tmp_path / "demo"
+    shutil.copytree(run, demo / "run")
+    assert (
+        error(["score", str(demo), str(tmp_path)])
+        == f"stvad: error: {demo}: not a run folder; did you mean {demo / 'run'}?"
+    )
+    # a damaged best checkpoint: the last one is offered
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run, damaged)
+    best = damaged / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])
+    assert error(["score", str(damaged), str(tmp_path)]).endswith(
+        f"; the run's last checkpoint is {damaged / 'checkpoints' / 'last.ckpt'}: pass that instead"
+    )
+    # an exported model given to the PyTorch backend
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"onnx")
+    assert error(["score", str(onnx), str(tmp_path)]) == (
+        f"stvad: error: {onnx}: an exported ONNX model: score it with --backend onnxruntime"
+    )
+    # resuming a finished run without more steps
+    assert error(["train", "x", "--out", str(run), "--resume"]) == (
+        f"stvad: error: {run}: nothing to resume: the run has done 40 steps and train.max_steps is 40; "
+        "train longer with --set train.max_steps=N (N > 40)"
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("stvad 0.")

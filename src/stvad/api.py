@@ -6,7 +6,7 @@
     result = det.score("videos/today.mp4", maps=True)  # per-frame scores (and pixel maps)
     for frame, score in result:
         ...
-    labels = det.predict("videos/today.mp4")           # 0/1 per frame, with the calibrated threshold
+    labels = det.predict("videos/today.mp4")           # 1/0 per frame from the threshold, -1 = unscored
     det = Detector.load("runs/cam1")                    # later, or on another machine
 
 ``fit`` trains the GAN (:func:`stvad.train.train`) and then fits the alarm threshold on held-out normal
@@ -36,6 +36,7 @@ from stvad.errors import StvadError
 from stvad.stream import WindowEngine, load_engine, run_folder, score_frames
 
 Source = str | os.PathLike | int | FrameSource
+UNSCORED = -1  # Detector.predict's label for a frame without a score
 
 
 @dataclass
@@ -261,12 +262,12 @@ class Detector:
         )
 
     def predict(self, source: Source) -> np.ndarray:
-        """uint8 (frames,) labels, 1 = anomalous, from the calibrated threshold. The first T frames, which
-        have no prediction, are 0."""
+        """int8 (frames,) labels from the calibrated threshold: 1 = anomalous, 0 = normal, and UNSCORED (-1)
+        for the first T frames, which have no prediction (the model needs T frames before one it judges)."""
         if self.threshold is None:
             raise StvadError("no calibrated threshold in this run: call Detector.calibrate() first", self.run)
         result = self.score(source)
-        labels = np.zeros(result.frames_read, np.uint8)
+        labels = np.full(result.frames_read, UNSCORED, np.int8)
         labels[result.frame] = result.anomalous
         return labels
 

@@ -68,6 +68,8 @@ def checkpoint_path(run_dir: str | os.PathLike, which: str = "best") -> Path:
     """RUN/checkpoints/{which}.ckpt, or ``run_dir`` itself when it is a checkpoint file."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
+        if run_dir.suffix == ".onnx":
+            raise StvadError("an exported ONNX model: score it with --backend onnxruntime", run_dir)
         return run_dir
     if which not in WHICH:
         raise StvadError(f"which must be one of {', '.join(WHICH)}, got '{which}'")
@@ -75,6 +77,9 @@ def checkpoint_path(run_dir: str | os.PathLike, which: str = "best") -> Path:
     if not path.exists():
         if not run_dir.exists():
             raise StvadError("run folder not found", run_dir)
+        inner = sorted(c.parent.parent for c in run_dir.glob("*/checkpoints/*.ckpt"))
+        if not (run_dir / "config.json").exists() and inner:
+            raise StvadError(f"not a run folder; did you mean {inner[0]}?", run_dir)
         raise StvadError(
             f"no {which} checkpoint in this run (training has not reached a validation yet?)", path
         )
@@ -122,7 +127,14 @@ def _first_mismatch(e: RuntimeError) -> str:
 def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     """Load a run's config, generator and discriminator (CPU, eval mode) from its best or last checkpoint."""
     path = checkpoint_path(run_dir, which)
-    ckpt = read_checkpoint(path)
+    try:
+        ckpt = read_checkpoint(path)
+    except StvadError as e:
+        other = path.with_name("last.ckpt")
+        if path.name == "best.ckpt" and other.exists():  # a damaged best checkpoint: the last one may do
+            hint = f"; the run's last checkpoint is {other}: pass that instead"
+            raise StvadError(e.message + hint, path) from e
+        raise
     state = ckpt["stvad"]
     cfg = Config.from_dict(state["config"], source=str(path))
     _check_run_config(path, cfg)

@@ -11,6 +11,7 @@ import json
 import sys
 import warnings
 
+from stvad import __version__
 from stvad.errors import StvadError, StvadWarning
 
 
@@ -54,6 +55,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     # resuming without --preset continues with the run's own config (plus any --set, e.g. more steps)
     resumed = a.resume and a.preset is None
     cfg = run_config(a.out).override(a.set or []) if resumed else _load_config(a)
+    if a.resume:
+        _check_something_to_resume(Path(a.out), cfg.train.max_steps)
     t0 = time.monotonic()
     run = train(
         training_root(a.data, Path(a.out)),
@@ -73,6 +76,20 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if not a.no_calibrate:
         _print_calibration(_calibrate(run, a.quantile, ()))
     return 0
+
+
+def _check_something_to_resume(run, max_steps: int) -> None:
+    from stvad.checkpoint import read_checkpoint
+
+    last = run / "checkpoints" / "last.ckpt"
+    if last.exists():
+        done = int(read_checkpoint(last)["stvad"]["step"])
+        if done >= max_steps:
+            raise StvadError(
+                f"nothing to resume: the run has done {done} steps and train.max_steps is {max_steps}; "
+                f"train longer with --set train.max_steps=N (N > {done})",
+                run,
+            )
 
 
 def _calibrate(run, quantile, sources) -> dict:
@@ -177,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Unsupervised video anomaly detection: a spatio-temporal GAN with a U-Net discriminator.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"stvad {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect benchmark folders")

@@ -231,7 +231,7 @@ def calibrate(
         "normal_std": float(normal.std()),
         "normal_max": float(normal.max()),
         "frames": int(normal.size),
-        "source": "held-out tail of each normal training video (data.val_fraction)"
+        "source": "the held-out tail of each normal training video"
         + "".join(f"; {src.path}" for src in extra),
     }
     above = normal.size * (1 - q)

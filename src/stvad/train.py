@@ -40,6 +40,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from tqdm.auto import tqdm
 
 from stvad import __version__
 from stvad._io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable
@@ -361,6 +362,39 @@ class RunCheckpoints(pl.Callback):
         )
 
 
+class StepProgress(pl.Callback):
+    """One progress bar over all training steps (of the whole run, a resumed one included), with the time
+    left, the latest losses and the last validation; Lightning's own bar counts validation intervals."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    @rank_zero_only
+    def on_train_start(self, trainer: pl.Trainer, module: GANModule) -> None:
+        tc = module.cfg.train
+        self.bar = tqdm(total=tc.max_steps, initial=module.steps_done, unit="step", desc="training")
+
+    @rank_zero_only
+    def on_train_batch_end(self, trainer: pl.Trainer, module: GANModule, *args: Any) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(module.steps_done - self.bar.n)
+        logged = trainer.callback_metrics
+        shown = {k: f"{float(logged[k]):.3g}" for k in ("loss_d", "loss_g") if k in logged}
+        val = module.last_val
+        if val:
+            shown["val_psnr"] = f"{val['val_psnr']:.2f}"
+            shown["copy_last"] = f"{val['val_psnr_copy_last']:.2f}"
+            shown["d_auc"] = f"{val['val_d_pixel_auc']:.2f}"
+        self.bar.set_postfix(shown, refresh=False)
+
+    @rank_zero_only
+    def on_train_end(self, trainer: pl.Trainer, module: GANModule) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, but through a temporary file and a rename (stvad._io)."""
 
@@ -587,12 +621,21 @@ def train(
     cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if cuda:  # TF32 tensor cores for matmuls (attention, ConvLSTM gates); convolutions use them already
         torch.set_float32_matmul_precision("high")
-    if not progress:
-        for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning's start-up lines (devices, a logging-service tip, the model summary) say nothing a user of
+    # this loop acts on; our own bar and the end-of-training summary say what matters
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        # validation metrics are all-reduced by hand (on_validation_epoch_end), hence no sync_dist
-        quiet = (".*does not have many workers.*", ".*`max_epochs` was not set.*", ".*sync_dist=True.*")
+        # validation metrics are all-reduced by hand (on_validation_epoch_end), hence no sync_dist; an
+        # "epoch" is a validation interval here, so Lightning's per-epoch logging advice does not apply; the
+        # LeafSpec deprecation is inside Lightning itself
+        quiet = (
+            ".*does not have many workers.*",
+            ".*`max_epochs` was not set.*",
+            ".*sync_dist=True.*",
+            ".*LeafSpec.*",
+            ".*smaller than the logging interval.*",
+        )
         for pattern in quiet:
             warnings.filterwarnings("ignore", message=pattern)
         trainer = pl.Trainer(
@@ -605,13 +648,13 @@ def train(
             reload_dataloaders_every_n_epochs=1,
             use_distributed_sampler=False,
             logger=loggers,
-            callbacks=[RunCheckpoints(ckpt_dir)],
+            callbacks=[RunCheckpoints(ckpt_dir), *([StepProgress()] if progress else [])],
             enable_checkpointing=False,
             plugins=[AtomicCheckpointIO()],
             deterministic=not cuda,
             log_every_n_steps=cfg.train.log_every,
-            enable_progress_bar=progress,
-            enable_model_summary=progress,
+            enable_progress_bar=False,
+            enable_model_summary=False,
             precision=cfg.train.precision,
         )
         module.meta["world_size"] = trainer.world_size

@@ -197,7 +197,15 @@ class VideoSource(FrameSource):
             cap.release()
 
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(self.target)
+        if isinstance(self.target, int):  # a missing camera: our one-line error, not OpenCV's [ WARN ] lines
+            previous = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            try:
+                cap = cv2.VideoCapture(self.target)
+            finally:
+                cv2.utils.logging.setLogLevel(previous)
+        else:
+            cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             what = "camera" if isinstance(self.target, int) else "stream" if self.live else "video"
             raise StvadError(f"cannot open {what} (missing codec, corrupt file or unreachable)", self.path)
