@@ -167,8 +167,14 @@ def _cmd_watch(a: argparse.Namespace) -> int:
         min_event_s=a.min_event,
         merge_gap_s=a.merge_gap,
     )
+    pace = ""
+    if summary["source_fps"]:
+        lag = summary["lag_s"]
+        pace = f" against the source's {summary['source_fps']:.3g}; " + (
+            f"{lag:.1f} s behind it at the end" if lag > 0 else "kept up with it"
+        )
     print(
-        f"watched {summary['frames']} frames in {summary['seconds']} s ({summary['fps']} frames/s), "
+        f"watched {summary['frames']} frames in {summary['seconds']} s ({summary['fps']} frames/s{pace}), "
         f"{summary['events']} events above {summary['threshold']:.4g}",
         file=sys.stderr,
     )

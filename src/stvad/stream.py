@@ -341,5 +341,8 @@ def watch(
         "events": tracker.count,
         "seconds": round(seconds, 3),
         "fps": round(n / seconds, 2) if seconds > 0 else None,
+        "source_fps": fps,
+        # how far scoring fell behind a source that plays at its frame rate: > 0 means it cannot keep up
+        "lag_s": round(seconds - n / fps, 3) if fps else None,
         "threshold": threshold,
     }

@@ -1,0 +1,137 @@
+"""Alarms on normal footage not seen in training: how often does a calibrated run fire where nothing happens?
+
+    python bench/footage_alarms.py                          # ../shared/data/opencv/vtest.avi, cpu preset
+    python bench/footage_alarms.py --video CLIP --train-frames 500 --synth runs/bench-demo
+
+Walks the path a user takes with one video file: the first --train-frames frames become a normal training
+video (an MJPG .avi written beside the run), `stvad train`'s library call trains the preset on it and
+calibrates the threshold (quantile 0.99 of the held-out tail's scores), and the rest of the clip, never
+seen in training and as normal as the first part, is scored. It reports the fraction of those frames
+above the threshold (about 1% if the threshold carries over) and the events per minute, raw (every run
+above the threshold) and with the event settings of `stvad watch` (minimum length, merging of gaps).
+With --synth RUN_PARENT (a `bench/demo.py` output folder: RUN_PARENT/run and RUN_PARENT/data) it also
+reports the fraction of the synthetic set's normal test frames above that run's threshold.
+
+Everything is reused when present (the run is resumed if interrupted).
+Writes bench/results/footage_alarms.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stvad._io import atomic_write_json
+from stvad.api import Detector, training_root
+from stvad.config import preset
+from stvad.events import MERGE_GAP_S, MIN_EVENT_S, EventTracker
+from stvad.inference import calibrate, read_calibration
+from stvad.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "results" / "footage_alarms.json"
+
+
+def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, float]:
+    """The first ``n_train`` frames and the rest as two MJPG videos in ``folder`` (kept when present)."""
+    head, tail = folder / "normal_train.avi", folder / "normal_heldout.avi"
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    if not (head.exists() and tail.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        writers = [cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), fps, size) for p in (head, tail)]
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            writers[i >= n_train].write(frame)
+            i += 1
+        for w in writers:
+            w.release()
+        if i <= n_train:
+            sys.exit(f"error: {video}: {i} frames, not more than --train-frames {n_train}")
+    cap.release()
+    return head, tail, fps
+
+
+def events(scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s: float) -> int:
+    tracker = EventTracker(
+        threshold, min_frames=int(np.ceil(min_s * fps - 1e-9)), gap_frames=round(gap_s * fps)
+    )
+    amap = np.zeros((1, 1), np.float32)
+    for i, s in enumerate(scores):
+        tracker.update(i, None, float(s), amap, (1, 1))
+    tracker.close()
+    return tracker.count
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "opencv" / "vtest.avi"))
+    p.add_argument("--train-frames", type=int, default=500)
+    p.add_argument("--runs", default="runs/footage", help="folder for the split clips and the run")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--synth", default=None, help="a bench/demo.py output folder (RUN_PARENT/run, /data)")
+    p.add_argument("--json", default=str(OUT))
+    a = p.parse_args()
+
+    folder = Path(a.runs)
+    head, tail, fps = split_video(Path(a.video), a.train_frames, folder)
+    run = folder / "run"
+    cfg = preset(a.preset).override(a.set)
+    last = run / "checkpoints" / "last.ckpt"
+    if not (run / "DONE").exists():
+        train(training_root([head], run), run, cfg, resume=last.exists())
+        (run / "DONE").write_text("")
+    cal = read_calibration(run) or calibrate(run)
+    threshold = float(cal["threshold"])
+    scored = Detector.load(run).score(tail)
+    minutes = len(scored.score) / fps / 60
+    result = {
+        "video": str(a.video),
+        "train_frames": a.train_frames,
+        "heldout_frames_scored": int(len(scored.score)),
+        "fps": fps,
+        "preset": a.preset,
+        "overrides": a.set,
+        "calibration": cal,
+        "heldout_fraction_above": float((scored.score > threshold).mean()),
+        "events_per_minute_raw": events(scored.score, threshold, fps, 0, 0) / minutes,
+        "events_per_minute": events(scored.score, threshold, fps, MIN_EVENT_S, MERGE_GAP_S) / minutes,
+        "event_settings": {"min_event_s": MIN_EVENT_S, "merge_gap_s": MERGE_GAP_S},
+        "command": " ".join(["python bench/footage_alarms.py", *sys.argv[1:]]),
+    }
+    if a.synth:
+        from stvad.data.layouts import open_dataset
+
+        srun = Path(a.synth) / "run"
+        det, sthr = Detector.load(srun), float(read_calibration(srun)["threshold"])
+        above, n = 0, 0
+        for video in open_dataset(Path(a.synth) / "data").test:
+            s = det.score(video.source)
+            normal = np.asarray(video.labels)[s.frame] == 0
+            above, n = above + int((s.score[normal] > sthr).sum()), n + int(normal.sum())
+        result["synthetic_normal_test_frames"] = n
+        result["synthetic_normal_fraction_above"] = above / n
+    atomic_write_json(a.json, result)
+    print(
+        f"held-out normal footage: {result['heldout_fraction_above']:.1%} of {len(scored.score)} frames "
+        f"above the {cal['quantile']} threshold; {result['events_per_minute_raw']:.1f} events/min raw, "
+        f"{result['events_per_minute']:.1f} with min {MIN_EVENT_S} s and gaps {MERGE_GAP_S} s merged"
+    )
+    if a.synth:
+        print(
+            f"synthetic normal test frames above threshold: {result['synthetic_normal_fraction_above']:.1%}"
+        )
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
