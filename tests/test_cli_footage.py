@@ -135,3 +135,24 @@ def test_messages_name_the_real_problem_and_the_fix(cli_run, tmp_path, capsys, t
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("stvad 0.")
+
+
+def test_every_argument_of_every_command_is_described() -> None:
+    import argparse
+
+    from stvad.cli import build_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    undocumented = [
+        f"{p.prog} {a.dest}"
+        for p in parsers(build_parser())
+        for a in p._actions
+        if not isinstance(a, argparse._SubParsersAction) and not a.help
+    ]
+    assert not undocumented

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from stvad._io import atomic_open, atomic_write_json, atomic_write_text, check_writable
 from stvad.config import SECTIONS, Config
@@ -232,17 +233,20 @@ class Detector:
         self.engine.calibration = calibrate(self.run, quantile=quantile, progress=progress)
         return self.engine.calibration
 
-    def score(self, source: Source, maps: bool = False) -> FrameScores:
-        """Per-frame scores of a video file or frame folder (and its pixel maps with ``maps=True``)."""
+    def score(self, source: Source, maps: bool = False, progress: bool = False) -> FrameScores:
+        """Per-frame scores of a video file or frame folder (and its pixel maps with ``maps=True``); with
+        ``progress`` a progress bar of the frames scored."""
         src = source if isinstance(source, FrameSource) else open_source(source)
         if getattr(src, "live", False):
             raise StvadError(
                 "a live stream never ends: watch it with stvad.stream.watch or `stvad watch`", src.path
             )
         cfg = self.config.data
-        index, score, amaps, n = score_frames(
-            self.engine, src.frames(cfg.size, cfg.channels), keep_maps=maps, chunk=self.batch_size
-        )
+        frames = src.frames(cfg.size, cfg.channels)
+        if progress:
+            total = None if getattr(src, "live", False) else len(src)
+            frames = tqdm(frames, total=total, desc=f"scoring {src.name}", unit="frame", leave=False)
+        index, score, amaps, n = score_frames(self.engine, frames, keep_maps=maps, chunk=self.batch_size)
         if n <= self.engine.T:
             raise StvadError(
                 f"only {n} frames: a score needs T = {self.engine.T} frames before the one judged, so at "
@@ -280,6 +284,7 @@ def score_to_files(
     video: str | None = None,
     backend: str = "torch",
     device: str = "cpu",
+    progress: bool = False,
 ) -> list[dict[str, str]]:
     """``stvad score``: per input OUT/NAME.csv and .json, with ``maps`` NAME.maps.npz, with ``video``
     ("avi" or "mp4") the overlay video NAME.overlay.EXT. Returns the files written, per input."""
@@ -299,7 +304,7 @@ def score_to_files(
     out = Path(out)
     written = []
     for src in sources:
-        result = det.score(src, maps=maps or video is not None)
+        result = det.score(src, maps=maps or video is not None, progress=progress)
         files = {"csv": out / f"{src.name}.csv", "json": out / f"{src.name}.json"}
         result.to_csv(files["csv"])
         result.to_json(files["json"])

@@ -124,6 +124,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         smoothing_sigma=a.sigma,
         layout=a.layout,
         score_set=a.set or [],
+        progress=sys.stderr.isatty(),
     )
     print(result["table"])
     return 0
@@ -147,6 +148,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
         video=a.video_format if a.video else None,
         backend=a.backend,
         device=a.device,
+        progress=sys.stderr.isatty(),
     ):
         print("wrote " + ", ".join(files.values()))
     return 0
@@ -192,37 +194,52 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """Shows an option's default where it has one worth showing and its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if quiet or "default" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stvad.events import MERGE_GAP_S, MIN_EVENT_S
 
     p = argparse.ArgumentParser(
         prog="stvad",
+        formatter_class=_Help,
         description="Unsupervised video anomaly detection: a spatio-temporal GAN with a U-Net discriminator.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"stvad {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    add = sub.add_parser
+    sub.add_parser = lambda *a, **k: add(*a, formatter_class=_Help, **k)
 
     data = sub.add_parser("data", help="inspect benchmark folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
     info = dsub.add_parser("info", help="layout, videos, frames and anomalous frames per split")
-    info.add_argument("root")
+    info.add_argument("root", help="a benchmark folder (layout detected)")
     info.add_argument("--layout", default=None, help="force a layout instead of detecting it")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="print the counts as JSON")
     info.set_defaults(func=_cmd_data_info)
 
     synth = sub.add_parser("synth", help="write the built-in procedural benchmark (FFP layout)")
-    synth.add_argument("out")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("out", help="folder to write the benchmark into")
+    synth.add_argument("--seed", type=int, default=0, help="scene, people and events")
     synth.add_argument("--size", default="default", help="default | small | large")
-    synth.add_argument("--quiet", action="store_true")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_cmd_synth)
 
     def config_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--preset",
             default="cpu",
-            help="tiny | cpu | cpu-paper | ped2 | ped2-paper | paper (*-paper: the paper's method)",
+            help="tiny | cpu | cpu-paper | ped2 | ped2-paper | paper (*-paper: the paper's method; "
+            "default: cpu, or the run's own config with --resume)",
         )
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
 
@@ -233,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clips (the tail of each training video). Presets: cpu (default, 64x64, a few minutes on 2 cores), "
         "ped2 (128x128, about 40 minutes), cpu-paper / ped2-paper (the paper's method), paper (256x256 "
         "colour, for a GPU), tiny (tests).",
-        epilog="example: stvad train monday.mp4 tuesday.mp4 --out runs/cam1 --set train.max_steps=3000",
+        epilog="example: stvad train monday.mp4 tuesday.mp4 --out runs/cam1",
     )
     train.add_argument(
         "data", nargs="+", metavar="SOURCE",
@@ -243,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(train)
     train.set_defaults(preset=None)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--devices", default="1")
+    train.add_argument("--devices", default="1", help="Lightning devices: a count, or auto")
     train.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
-    train.add_argument("--accelerator", default="auto")
+    train.add_argument("--accelerator", default="auto", help="cpu | gpu | auto")
     train.add_argument("--no-calibrate", action="store_true", help="skip fitting the alarm threshold")
     train.add_argument("--quantile", type=float, default=None, help="of normal scores (default: 0.99)")
     train.set_defaults(func=_cmd_train)
@@ -262,20 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=_cmd_calibrate)
 
     ev = sub.add_parser("eval", help="score a benchmark's test videos and print the Table-1 metrics")
-    ev.add_argument("run")
-    ev.add_argument("data")
+    ev.add_argument("run", help="a training run folder (or one of its checkpoints)")
+    ev.add_argument("data", help="the benchmark folder with the test videos and their labels")
     ev.add_argument("--baseline", default=None, help="a run of the FFP-style baseline to add as a row")
-    ev.add_argument("--json", default=None)
+    ev.add_argument("--json", default=None, metavar="FILE", help="write the results and protocol here")
     ev.add_argument("--report", default=None, help="folder for the HTML report")
     ev.add_argument("--sigma", type=float, default=None, help="also report with temporal smoothing")
-    ev.add_argument("--layout", default=None)
+    ev.add_argument("--layout", default=None, help="force a benchmark layout instead of detecting it")
     ev.add_argument("--set", action="append", metavar="score.KEY=VALUE", help="change how the run is scored")
     ev.set_defaults(func=_cmd_eval)
 
     demo = sub.add_parser("demo", help="synthesise data, train, evaluate and write the report")
-    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--out", default="runs/demo", help="folder for the data, the run and the report")
     demo.add_argument("--preset", default="cpu", help="cpu (the default detector) or cpu-paper (the paper's)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and of training")
     demo.add_argument("--size", default="default", help="synthetic set size: default | small | large")
     demo.set_defaults(func=_cmd_demo)
 
@@ -291,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_cmd_score)
 
     watch = sub.add_parser("watch", help="score a video, camera or stream online; events as JSON lines")
-    watch.add_argument("run")
+    watch.add_argument("run", help="a calibrated run folder (or, with --backend onnxruntime, an .onnx file)")
     watch.add_argument("source", help="video file, frame folder, camera index or rtsp/http URL")
     watch.add_argument("--events", default=None, metavar="FILE", help="append events (JSON lines) here too")
     watch.add_argument("--backend", default="torch", help="torch | onnxruntime")
@@ -310,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(func=_cmd_watch)
 
     exp = sub.add_parser("export", help="write the scorer as one ONNX or TorchScript graph")
-    exp.add_argument("run")
+    exp.add_argument("run", help="a training run folder")
     exp.add_argument("--format", default="onnx", help="onnx | torchscript")
     exp.add_argument("--out", default=None, metavar="FILE", help="default: RUN/export/model.onnx (or .pt)")
     exp.set_defaults(func=_cmd_export)
