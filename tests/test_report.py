@@ -53,7 +53,7 @@ def test_timeline_png(tmp_path, with_labels):
 def test_roc_png(tmp_path):
     _, scores, labels = _videos(np.random.default_rng(0))
     plot_roc(tmp_path / "roc.png", scores, labels)
-    assert _png_size(tmp_path / "roc.png") == (500, 500)
+    assert _png_size(tmp_path / "roc.png") == (500, 600)
 
 
 def test_overlay_colours_the_map_and_outlines_the_mask():
@@ -98,6 +98,9 @@ def test_table_markdown_formats_percentages():
     two = markdown_table_html(table + "\nWith smoothing <b>:\n\n" + table)
     assert two.count("<table>") == 2 and two.count("<tr>") == 6
     assert "<p>With smoothing &lt;b&gt;:</p>" in two
+    # beside global-max, the 'none' column would only repeat it: a single scale cannot move a pooled AUROC
+    both = {"full": {"global-max": m, "none": m, "per-video-minmax": m}}
+    assert "micro AUROC none" not in table_markdown(both) and "micro AUROC global-max" in table_markdown(both)
 
 
 @pytest.mark.parametrize("with_labels", [True, False])
@@ -122,6 +125,7 @@ def test_write_report(tmp_path, with_labels):
         top=top,
         table=table,
         protocol={"dataset": "synthetic", "frames dropped per video": 4, "sigma": [0, 3]},
+        headline=["full score: frame-level micro AUROC 90.0"],
         health=[
             {"step": s, "val_d_auc": a, "val_d_pixel_auc": b, "val_psnr": 33 + g, "val_psnr_copy_last": 33}
             for s, a, b, g in ((100, 0.6, 0.7, 0.1), (200, 0.8, 0.9, 0.4))
@@ -140,4 +144,6 @@ def test_write_report(tmp_path, with_labels):
     assert _png_size(index.parent / srcs[-1]) == (800, 250)
     assert ("<table><thead><tr><th>variant</th>" in text) == with_labels
     assert "frames dropped per video" in text
+    assert text.index("<h2>Protocol</h2>") > text.index("<h2>Score timelines")  # results first, protocol last
+    assert "class='headline'" in text and text.index("headline") < text.index("<h2>")
     assert not re.search(r"(src|href)=\"(https?:|//)", text) and "<script" not in text

@@ -51,13 +51,16 @@ def _pct(v: Any) -> str:
 def table_markdown(results: Results, primary: str = "per-video-minmax") -> str:
     """Table 1 of the paper, in Markdown: rows = variants; metrics as percentages with one decimal.
 
-    Columns: micro AUROC under each normalisation present in ``results``, macro AUROC (identical under
-    every normalisation, see :func:`stvad.metrics.auroc_macro`), then AUPR and EER under ``primary``
-    (the first normalisation present if ``primary`` is not).
+    Columns: micro AUROC under each normalisation present in ``results`` (``none`` left out beside
+    ``global-max``: one scale for all frames cannot change a pooled AUROC, so the two columns are always
+    equal), macro AUROC (identical under every normalisation, see :func:`stvad.metrics.auroc_macro`), then
+    AUPR and EER under ``primary`` (the first normalisation present if ``primary`` is not).
     """
     if not results:
         return ""
     norms = list(next(iter(results.values())))
+    if "global-max" in norms and "none" in norms:
+        norms.remove("none")
     main = primary if primary in norms else norms[0]
     header = ["variant", *(f"micro AUROC {n}" for n in norms), "macro AUROC", f"AUPR {main}", f"EER {main}"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -118,6 +121,7 @@ thead { background: #eee; }
 img { max-width: 100%; }
 figure { margin: 0.5em 0; }
 .note { font-size: 0.9em; color: #444; max-width: 60em; }
+.headline { font-size: 1.15em; }
 """
 
 
@@ -134,6 +138,8 @@ def write_report(
     protocol: dict[str, Any] | None = None,
     title: str = "stvad evaluation report",
     health: Sequence[dict[str, float]] = (),
+    headline: Sequence[str] = (),
+    roc_scores: dict[str, Sequence[np.ndarray]] | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` and its figures under ``out_dir/figures``; returns the HTML path.
 
@@ -144,23 +150,23 @@ def write_report(
     ``top`` are the most anomalous frames with their maps (see :func:`stvad.report.overlay.top_frames`),
     ``table`` the Markdown metrics table, ``protocol`` key/value details of how the numbers were made,
     ``health`` the validation rows of the run's metrics.csv (step, val_d_auc, val_d_pixel_auc, val_psnr,
-    val_psnr_copy_last), drawn as training curves.
+    val_psnr_copy_last), drawn as training curves. ``headline`` lines open the page (the protocol closes
+    it); ``roc_scores`` are the scores of the ROC plot when they are not ``scores`` (normalised as the
+    headline is, so the legend's AUROCs are the headline's).
     """
     out = Path(out_dir)
     fig_dir = out / "figures"
     firsts = [first_frames] * len(names) if isinstance(first_frames, int) else list(first_frames)
     parts = [f"<h1>{html.escape(title)}</h1>"]
-
-    if protocol:
-        cells = ((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in protocol.items())
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in cells)
-        parts.append(f"<h2>Protocol</h2><table>{rows}</table>")
+    if headline:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in headline)
+        parts.append(f"<ul class='headline'>{items}</ul>")
     if table:
         parts.append(
             f"<h2>Metrics (%)</h2>{markdown_table_html(table)}<p class='note'>{NORMALISATION_NOTE}</p>"
         )
     if labels is not None:
-        plot_roc(fig_dir / "roc.png", scores, labels)
+        plot_roc(fig_dir / "roc.png", roc_scores or scores, labels)
         parts.append(_figure("ROC curves", "roc.png", "ROC curves of the score variants", ROC_NOTE))
     if top:
         plot_top_frames(fig_dir / "top_frames.png", top)
@@ -183,6 +189,11 @@ def write_report(
             first_frame=firsts[v],
         )
         parts.append(f"<figure>{_img(src, f'score timeline of video {name}')}</figure>")
+
+    if protocol:
+        cells = ((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in protocol.items())
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in cells)
+        parts.append(f"<h2>Protocol</h2><table>{rows}</table>")
 
     page = (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

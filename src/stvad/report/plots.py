@@ -17,7 +17,7 @@ from stvad.metrics import auroc_micro, roc
 
 DPI = 100
 TIMELINE_SIZE = (8.0, 2.5)  # inches: 800 x 250 px at DPI
-ROC_SIZE = (5.0, 5.0)
+ROC_SIZE = (5.0, 6.0)  # room for the legend below the axes
 HEALTH_SIZE = (8.0, 3.0)
 
 
@@ -67,7 +67,7 @@ def plot_timeline(
     ax.set_xlabel("frame")
     ax.set_ylabel("anomaly score")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # clear of the curve
     save_figure(fig, path)
 
 
@@ -86,7 +86,7 @@ def plot_roc(
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("frame-level ROC (all test frames pooled)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, ncol=2)  # below the axes
     save_figure(fig, path)
 
 
