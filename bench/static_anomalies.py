@@ -29,7 +29,7 @@ import numpy as np
 
 from stvad._io import atomic_write_json
 from stvad.data.layouts import Dataset, open_dataset
-from stvad.data.synth import event_types, read_events
+from stvad.data.synth_events import event_types, read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro

@@ -21,7 +21,7 @@ import torch
 from stvad._io import atomic_write_json, check_writable
 from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
-from stvad.data.synth import event_types, read_events
+from stvad.data.synth_events import event_types, read_events
 from stvad.errors import StvadError
 from stvad.inference import COPY_LAST, Scorer, SourceScores, read_calibration
 from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc

@@ -19,7 +19,6 @@ a motor cart and a bag left behind. Everything is drawn from one seed: the same 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -49,13 +48,13 @@ from stvad.data.synth_actors import (
     walking_speed,
     well_inside,
 )
+from stvad.data.synth_events import GENERATOR, synth_meta
 from stvad.data.synth_scene import SHADOW_DARKNESS, Camera, Painter, Structure, build_background
 from stvad.errors import StvadError
 
 PREROLL = 220  # frames simulated before frame 0, so every video opens on a populated scene
 EVENT_TYPES = ("run", "jump", "fall", "throw", "bicycle", "cart", "left_object")
 MOTION_ONLY = {"run", "jump"}
-GENERATOR = "stvad.data.synth"
 FORMAT_VERSION = 1
 
 
@@ -392,44 +391,8 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
-def _synth_meta(folder: Path) -> dict | None:
-    """events.json of a set this module generated, parsed; None if missing, unreadable or another tool's."""
-    try:
-        meta = json.loads((folder / "events.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("generator") == GENERATOR else None
-
-
 def _is_synth(folder: Path) -> bool:
-    return _synth_meta(folder) is not None
-
-
-def read_events(root: str | Path) -> list[dict] | None:
-    """The anomaly records (video, type, start, end: 0-based inclusive) of a set this module generated,
-    or None when ``root`` is not one (no events.json, or one another tool wrote)."""
-    path = Path(root) / "events.json"
-    meta = _synth_meta(Path(root))
-    if meta is None:
-        return None
-    events = meta.get("events")
-    ok = isinstance(events, list) and all(
-        isinstance(e, dict) and isinstance(e.get("video"), str) and isinstance(e.get("type"), str)
-        and isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
-        for e in events
-    )  # fmt: skip
-    if not ok:
-        raise StvadError("events.json has no valid 'events' list (video, type, start, end)", path)
-    return events
-
-
-def event_types(events: list[dict], video: str, index: np.ndarray) -> np.ndarray:
-    """The anomaly type of each frame number in ``index`` of ``video`` ("" outside every event)."""
-    types = np.full(len(index), "", dtype=object)
-    for e in events:
-        if e["video"] == video:
-            types[(index >= e["start"]) & (index <= e["end"])] = e["type"]
-    return types
+    return synth_meta(folder) is not None
 
 
 @dataclass
