@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -234,6 +235,24 @@ def test_dropped_stream_reconnects_with_bounded_backoff(monkeypatch):
     assert sleeps == [0.5, 1.0, 1.5, 0.5, 1.0, 1.5, 1.5]  # doubling, capped at the maximum, reset on success
     assert reports[1]["reason"] == "connection refused"
     assert reports[3]["attempts"] == 3
+
+
+def test_a_stream_unreachable_at_start_gets_the_same_backoff(monkeypatch):
+    monkeypatch.setattr(
+        "stvad.stream.open_source",
+        scripted_open([StvadError("refused"), StvadError("refused"), FakeStream(3)]),
+    )
+    reports, sleeps = [], []
+    follow = Follow(URL, backoff=Backoff(0.5, 1.5, 4), report=reports.append, sleep=sleeps.append)
+    assert len(list(itertools.islice(follow, 3))) == 3 and sleeps == [0.5, 1.0]
+    assert [r["type"] for r in reports][:3] == ["reconnect", "reconnect", "reconnected"]
+    monkeypatch.setattr("stvad.stream.open_source", scripted_open([]))  # never reachable
+    with pytest.raises(StvadError, match="stream unreachable: no connection after 2 attempts"):
+        Follow(URL, backoff=Backoff(0.01, 0.01, 2), sleep=lambda s: None)
+    # a file, a folder or a camera that cannot be opened fails at once
+    monkeypatch.setattr("stvad.stream.open_source", scripted_open([StvadError("no such file")]))
+    with pytest.raises(StvadError, match="no such file"):
+        Follow("missing.avi", sleep=lambda s: pytest.fail("no retry for a file"))
 
 
 def test_watch_reports_reconnections_and_gives_up(monkeypatch, square_run, tmp_path):

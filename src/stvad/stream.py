@@ -12,6 +12,7 @@ exponential back-off, each attempt reported; a file or frame folder simply ends.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -25,7 +26,7 @@ import torch
 
 from stvad.checkpoint import LoadedRun, load_run
 from stvad.config import Config
-from stvad.data.sources import open_source, resize_frame, to_model
+from stvad.data.sources import STREAM_SCHEMES, FrameSource, open_source, resize_frame, to_model
 from stvad.errors import StvadError
 from stvad.events import ASSUMED_FPS, MERGE_GAP_S, MIN_EVENT_S, EventLog, EventTracker
 from stvad.inference import judge, prepare, read_calibration
@@ -208,12 +209,41 @@ class Follow:
         sleep: Callable[[float], None] | None = None,
     ):
         self.target = target
-        self.source = open_source(target)  # a bad path or URL fails here, at once, without retries
-        self.live = bool(getattr(self.source, "live", False))
         self.loop = loop
         self.backoff = backoff or Backoff()
         self.report = report or (lambda record: None)
         self.sleep = sleep or time.sleep
+        self.source = self._first_open()
+        self.live = bool(getattr(self.source, "live", False))
+
+    def _first_open(self) -> FrameSource:
+        """Open the source: a file, folder or camera at once (a bad one fails here, without retries); a
+        network stream with the same back-off as a dropped one, since a camera that is rebooting or a
+        network that is not up yet looks the same at start as later."""
+        if not str(self.target).lower().startswith(STREAM_SCHEMES):
+            return open_source(self.target)
+        attempt = 0
+        while True:
+            try:
+                source = open_source(self.target)
+            except StvadError as e:
+                attempt += 1
+                if attempt > self.backoff.retries:
+                    raise StvadError(
+                        f"stream unreachable: no connection after {self.backoff.retries} attempts "
+                        f"({e.message})",
+                        str(self.target),
+                    ) from e
+                delay = self.backoff.delay(attempt)
+                self.report(
+                    {"type": "reconnect", "source": str(self.target), "attempt": attempt,
+                     "of": self.backoff.retries, "delay_s": delay, "reason": e.message}
+                )  # fmt: skip
+                self.sleep(delay)
+                continue
+            if attempt:
+                self.report({"type": "reconnected", "source": source.path, "attempts": attempt})
+            return source
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, bool]]:
         fresh, attempt = False, 0
@@ -296,7 +326,9 @@ def watch(
     if max_frames is not None and max_frames < 1:
         raise StvadError(f"--max-frames must be at least 1, got {max_frames}")
     size, channels = engine.cfg.data.size, engine.cfg.data.channels
-    stream = Follow(source, loop=loop, backoff=backoff)  # a bad source fails before the log is created
+    # a bad source fails before the log is created; the attempts to reach a stream at start are echoed
+    early = (lambda record: echo(json.dumps(record))) if echo else None
+    stream = Follow(source, loop=loop, backoff=backoff, report=early)
     with EventLog(events, echo) as log:
         stream.report = log.write
         fps = getattr(stream.source, "fps", None)
