@@ -131,7 +131,8 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
         ckpt = read_checkpoint(path)
     except StvadError as e:
         other = path.with_name("last.ckpt")
-        if path.name == "best.ckpt" and other.exists():  # a damaged best checkpoint: the last one may do
+        damaged = e.message.startswith("not a readable checkpoint")  # not one refused for what it holds
+        if damaged and path.name == "best.ckpt" and other.exists():  # the last checkpoint may do
             hint = f"; the run's last checkpoint is {other}: pass that instead"
             raise StvadError(e.message + hint, path) from e
         raise

@@ -394,6 +394,9 @@ class StepProgress(pl.Callback):
             self.bar.close()
             self.bar = None
 
+    def on_exception(self, trainer: pl.Trainer, module: GANModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, module)  # end the bar's line, so an error prints on a line of its own
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, but through a temporary file and a rename (stvad._io)."""
