@@ -40,10 +40,11 @@ import torch
 
 from perf_common import cpu_model
 from stvad._io import atomic_write_json
-from stvad.config import Config, preset
+from stvad.checkpoint import run_config
+from stvad.config import Config, config_changes, preset
 from stvad.errors import StvadError
 from stvad.evaluate import BASELINE, evaluate
-from stvad.train import RESUMABLE_KEYS, config_changes, run_config, train
+from stvad.train import RESUMABLE_KEYS, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"

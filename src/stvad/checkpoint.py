@@ -200,3 +200,14 @@ def training_summary(run_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
     if adversarial and max(last.get("val_d_auc", 0.5), last.get("val_d_pixel_auc", 0.5)) < 0.55:
         warns.append("the discriminator is near chance at the last validation: its map carries little")
     return lines, warns
+
+
+def run_config(run_dir: str | os.PathLike) -> Config:
+    """The config a run was trained with (``RUN/config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise StvadError("not a training run (no config.json)", run_dir)
+    try:
+        return Config.from_dict(json.loads(path.read_text()), source=str(path))
+    except json.JSONDecodeError as e:
+        raise StvadError(f"config.json is not valid JSON ({e})", path) from e

@@ -49,8 +49,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stvad.api import training_root
-    from stvad.checkpoint import training_summary
-    from stvad.train import run_config, train
+    from stvad.checkpoint import run_config, training_summary
+    from stvad.train import train
 
     # resuming without --preset continues with the run's own config (plus any --set, e.g. more steps)
     resumed = a.resume and a.preset is None

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +162,21 @@ class Config:
 
 
 SECTIONS = ("data", "model", "train", "score")
+
+
+def flat_config(cfg: Config) -> dict[str, Any]:
+    """``{"section.key": value}`` for every config field."""
+    out: dict[str, Any] = {}
+    for section, fields in cfg.to_dict().items():
+        if isinstance(fields, dict):
+            out.update({f"{section}.{k}": v for k, v in fields.items()})
+    return out
+
+
+def config_changes(saved: Config, given: Config, ignore: Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, given value)`` for every field that differs, sorted, except ``ignore``."""
+    a, b, skip = flat_config(saved), flat_config(given), set(ignore)
+    return [(k, a[k], b[k]) for k in sorted(a) if a[k] != b[k] and k not in skip]
 
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:

@@ -22,13 +22,12 @@ import contextlib
 import csv
 import importlib.util
 import io
-import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from tqdm.auto import tqdm
 from stvad import __version__
 from stvad._io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable
 from stvad.checkpoint import read_checkpoint
-from stvad.config import Config, TrainConfig, preset
+from stvad.config import Config, TrainConfig, config_changes, flat_config, preset
 from stvad.errors import StvadError
 from stvad.losses import (
     consistency_loss,
@@ -446,21 +445,6 @@ def _validate(cfg: Config) -> None:
         )
 
 
-def _flat(cfg: Config) -> dict[str, Any]:
-    """``{"section.key": value}`` for every config field."""
-    out: dict[str, Any] = {}
-    for section, fields in cfg.to_dict().items():
-        if isinstance(fields, dict):
-            out.update({f"{section}.{k}": v for k, v in fields.items()})
-    return out
-
-
-def config_changes(saved: Config, given: Config, ignore: Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
-    """``(key, saved value, given value)`` for every field that differs, sorted, except ``ignore``."""
-    a, b, skip = _flat(saved), _flat(given), set(ignore)
-    return [(k, a[k], b[k]) for k in sorted(a) if a[k] != b[k] and k not in skip]
-
-
 def _resume_config(saved: Config, given: Config | None, run: Path) -> Config:
     if given is None:
         return saved
@@ -471,7 +455,7 @@ def _resume_config(saved: Config, given: Config | None, run: Path) -> Config:
             f"cannot resume with a different config ({detail}); only {', '.join(RESUMABLE_KEYS)} may change",
             run / "config.json",
         )
-    out, wanted = Config.from_dict(saved.to_dict()), _flat(given)
+    out, wanted = Config.from_dict(saved.to_dict()), flat_config(given)
     for k in RESUMABLE_KEYS:
         out.set(k, wanted[k])
     return out
@@ -481,7 +465,10 @@ class CSVLog(Logger):
     """metrics.csv in the run folder, rewritten atomically (at most every few seconds and at the end).
 
     ``step`` is the number of training steps completed when the row was logged. A resumed run keeps the
-    rows up to the step of its checkpoint and logs the steps it trains again anew.
+    rows up to the step of its checkpoint and logs the steps it trains again anew. Lightning's CSVLogger
+    does neither: it appends in place (a kill mid-write leaves a torn file) and, resumed, keeps the rows
+    logged after the checkpoint, so the steps trained again would appear twice (tests/test_train.py's
+    resume test checks that they are replaced).
     """
 
     def __init__(self, path: Path, keep_until: int | None = None, every_s: float = 5.0):
@@ -530,17 +517,6 @@ class CSVLog(Logger):
         writer.writerows(self.rows)
         atomic_write_text(self.path, buf.getvalue())
         self._last_write, self._dirty = time.monotonic(), False
-
-
-def run_config(run_dir: str | os.PathLike) -> Config:
-    """The config a run was trained with (``RUN/config.json``)."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise StvadError("not a training run (no config.json)", run_dir)
-    try:
-        return Config.from_dict(json.loads(path.read_text()), source=str(path))
-    except json.JSONDecodeError as e:
-        raise StvadError(f"config.json is not valid JSON ({e})", path) from e
 
 
 def _clip_names(clips: list) -> list[list]:
