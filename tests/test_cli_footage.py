@@ -156,3 +156,15 @@ def test_every_argument_of_every_command_is_described() -> None:
         if not isinstance(a, argparse._SubParsersAction) and not a.help
     ]
     assert not undocumented
+
+
+def test_threads_auto_leaves_busy_cores_alone() -> None:
+    from stvad.cli import threads_for
+    from stvad.errors import StvadError
+
+    assert threads_for("auto", cores=2, load=0.1) == 2  # idle: every core
+    assert threads_for("auto", cores=2, load=1.2) == 1  # one core busy with another job
+    assert threads_for("auto", cores=2, load=5.0) == 1  # never fewer than one
+    assert threads_for("3") == 3
+    with pytest.raises(StvadError, match="--threads takes a number"):
+        threads_for("0")

@@ -215,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"stvad {__version__}")
+    p.add_argument(
+        "--threads", default="auto", metavar="N",
+        help="torch threads for every command that computes; auto = the cores not already busy (the 1-minute "
+        "load average subtracted), at least 1, because on a busy machine extra threads wait on each other",
+    )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     add = sub.add_parser
     sub.add_parser = lambda *a, **k: add(*a, formatter_class=_Help, **k)
@@ -334,6 +339,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def threads_for(setting: str, cores: int | None = None, load: float | None = None) -> int:
+    """The torch thread count of ``--threads``: a number, or ``auto`` = the idle cores, at least 1."""
+    import os
+
+    if setting != "auto":
+        try:
+            n = int(setting)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise StvadError(f"--threads takes a number of at least 1 or 'auto', got '{setting}'")
+        return n
+    cores = cores or os.cpu_count() or 1
+    load = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else (load or 0.0)
+    return max(1, min(cores, round(cores - load)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     python_show = warnings.showwarning
@@ -346,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
             python_show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+    import torch
+
+    threads = torch.get_num_threads()  # restored at the end, for callers that run main() in-process
     try:
+        torch.set_num_threads(threads_for(args.threads))
         return args.func(args)
     except StvadError as e:
         if args.debug:
@@ -366,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = python_show
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":
