@@ -266,9 +266,8 @@ _SHORT_BUDGET_LR = (1e-3, 4e-3)
 
 def _preset_cpu_paper() -> Config:
     # The paper's method at the cpu budget: a generator that predicts the frame (not its change) and a D that
-    # judges one frame alone. 64x64 grey, width 16: 47 training windows/s on 2 idle cores with CutMix on every
-    # step (bench/train_throughput.py), so 1200 steps of 8 windows take 3-4 minutes plus decoding and
-    # validation; more on a shared CPU
+    # judges one frame alone. 64x64 grey, width 16: a step of 8 windows with CutMix takes 0.17-0.49 s on 2
+    # cores depending on the machine's day (bench/train_throughput.py), so 1200 steps take 3-10 minutes
     c = Config(preset="cpu-paper")
     c.model.g_width = c.model.d_width = 16
     c.train.max_steps = 1200
@@ -299,8 +298,8 @@ def _preset_cpu() -> Config:
 
 def _preset_ped2_paper() -> Config:
     # the cpu budget's model and learning rates at 128x128 grey, trained longer: a step of 8 windows takes
-    # ~0.82 s on 2 idle cores with CutMix (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's
-    # training windows) take ~40 minutes
+    # 0.8-2.1 s on 2 cores with CutMix (bench/train_throughput.py), so 3000 steps (~11 passes over Ped2's
+    # training windows) take 40-100 minutes
     c = _preset_cpu_paper()
     c.preset = "ped2-paper"
     c.data.size = (128, 128)
