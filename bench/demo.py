@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench-demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="cpu", help="cpu (the default detector) or cpu-paper (the paper's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--json", default=str(OUT))
     p.add_argument("--summary", nargs="+", metavar="JSON", help="summarise result files instead of running")
     a = p.parse_args()
@@ -70,13 +71,14 @@ def main() -> None:
         return
     shutil.rmtree(a.out, ignore_errors=True)
     t0 = time.perf_counter()
-    res = run_demo(a.out, preset_name=a.preset, seed=a.seed)
+    res = run_demo(a.out, preset_name=a.preset, seed=a.seed, overrides=a.set)
     wall = time.perf_counter() - t0
     res.pop("table")
     res["bench"] = {
         "command": " ".join(["python bench/demo.py", *sys.argv[1:]]),
         "seed": a.seed,
         "preset": a.preset,
+        "overrides": a.set,
         "wall_seconds": round(wall, 1),
         "stages_seconds": res.pop("stages_seconds", None),
         "cpu_count": os.cpu_count(),

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from stvad.config import preset
 
 
 def run_demo(
-    out: str | os.PathLike = "runs/demo", preset_name: str = "cpu", seed: int = 0, size: str = "default"
+    out: str | os.PathLike = "runs/demo",
+    preset_name: str = "cpu",
+    seed: int = 0,
+    size: str = "default",
+    overrides: Sequence[str] = (),
 ) -> dict:
     from stvad.data.synth import generate
     from stvad.evaluate import evaluate
@@ -34,7 +39,7 @@ def run_demo(
         print(f"[1/4] reusing the synthetic benchmark in {data}")
     stamps["data_s"] = time.perf_counter() - t0
 
-    cfg = preset(preset_name)
+    cfg = preset(preset_name).override(list(overrides))
     cfg.train.seed = seed
     done = (run / "checkpoints" / "best.ckpt").exists() and (run / "DONE").exists()
     if done:
