@@ -40,8 +40,8 @@ from perf_common import (
 )
 from stvad._io import atomic_write_json
 from stvad.config import preset
+from stvad.engine import TorchEngine, score_frames
 from stvad.inference import Scorer
-from stvad.stream import TorchEngine, score_frames
 
 BATCH = 16
 

@@ -27,7 +27,8 @@ import torch
 
 from stvad._io import atomic_write_json
 from stvad.api import Detector
-from stvad.stream import WindowEngine, watch
+from stvad.engine import WindowEngine
+from stvad.stream import watch
 
 ROOT = Path(__file__).resolve().parent.parent
 VTEST = ROOT.parent / "shared" / "data" / "opencv" / "vtest.avi"

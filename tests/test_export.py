@@ -14,11 +14,11 @@ from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import to_model
 from stvad.data.windows import iter_windows
+from stvad.engine import TorchEngine, score_frames
 from stvad.errors import StvadError
 from stvad.export import OnnxEngine, WindowScore, export, fold_spectral_norm, write_graph
 from stvad.inference import Scorer
 from stvad.model import build_discriminator, build_generator
-from stvad.stream import TorchEngine, score_frames
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 TOL = 1e-4

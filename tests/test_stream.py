@@ -18,12 +18,13 @@ from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import FrameSource
 from stvad.data.windows import iter_windows
+from stvad.engine import TorchEngine, score_frames
 from stvad.errors import StvadError
 from stvad.events import EventTracker, anomaly_box
 from stvad.inference import Scorer
 from stvad.model import build_discriminator, build_generator
 from stvad.scoring import VARIANTS
-from stvad.stream import Backoff, Follow, TorchEngine, score_frames, watch
+from stvad.stream import Backoff, Follow, watch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

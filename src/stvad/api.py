@@ -33,8 +33,9 @@ from stvad._io import atomic_open, atomic_write_json, atomic_write_text, check_w
 from stvad.config import SECTIONS, Config
 from stvad.config import preset as preset_config
 from stvad.data.sources import FrameSource, list_images, open_source
+from stvad.engine import WindowEngine, run_folder, score_frames
 from stvad.errors import StvadError
-from stvad.stream import WindowEngine, load_engine, run_folder, score_frames
+from stvad.stream import load_engine
 
 Source = str | os.PathLike | int | FrameSource
 UNSCORED = -1  # Detector.predict's label for a frame without a score

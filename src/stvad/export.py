@@ -29,10 +29,10 @@ from torch import nn
 from stvad._io import check_writable
 from stvad.checkpoint import load_run
 from stvad.config import Config
+from stvad.engine import WindowEngine, run_folder
 from stvad.errors import StvadError
 from stvad.inference import fold_spectral_norm, judge, read_calibration
 from stvad.model import Features
-from stvad.stream import WindowEngine, run_folder
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 EXPORT_DIR = "export"
