@@ -1,8 +1,10 @@
 """Run a trained model over frames: windows -> G predicts -> D judges -> scores and anomaly maps.
 
-This is the one path from frames to scores that evaluation, the Python API and the CLI share, so a
-benchmark number and a user's live score come from the same code. It also fits the alarm threshold on
-held-out *normal* clips (never on test labels).
+``Scorer`` is the path of ``stvad eval`` and of calibration; the API, ``stvad score`` and ``stvad watch``
+go through :mod:`stvad.engine`, whose backends call this module's ``judge`` for the scores, so both paths
+compute a window's score with the same code (tests/test_stream.py holds them equal up to float rounding),
+but they batch windows in two loops: one engine for all is still to come. This module also fits the alarm
+threshold on held-out *normal* clips (never on test labels).
 """
 
 from __future__ import annotations
