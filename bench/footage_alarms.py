@@ -34,6 +34,8 @@ from stvad.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "footage_alarms.json"
+SWEEP_MIN_S = (0.0, 0.3, 0.5, 1.0, 2.0)
+SWEEP_GAP_S = (0.0, 0.5, 1.0, 2.0)
 
 
 def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, float]:
@@ -106,6 +108,16 @@ def main() -> None:
         "events_per_minute_raw": events(scored.score, threshold, fps, 0, 0) / minutes,
         "events_per_minute": events(scored.score, threshold, fps, MIN_EVENT_S, MERGE_GAP_S) / minutes,
         "event_settings": {"min_event_s": MIN_EVENT_S, "merge_gap_s": MERGE_GAP_S},
+        # false events per minute on the normal footage for other settings: what the defaults trade
+        "events_per_minute_by_setting": [
+            {
+                "min_event_s": m,
+                "merge_gap_s": g,
+                "events_per_minute": events(scored.score, threshold, fps, m, g) / minutes,
+            }
+            for m in SWEEP_MIN_S
+            for g in SWEEP_GAP_S
+        ],
         "command": " ".join(["python bench/footage_alarms.py", *sys.argv[1:]]),
     }
     if a.synth:
@@ -126,6 +138,11 @@ def main() -> None:
         f"above the {cal['quantile']} threshold; {result['events_per_minute_raw']:.1f} events/min raw, "
         f"{result['events_per_minute']:.1f} with min {MIN_EVENT_S} s and gaps {MERGE_GAP_S} s merged"
     )
+    print("events per minute on that normal footage, by minimum length (rows) and merged gap (columns), s:")
+    print("min \\ gap " + " ".join(f"{g:>6}" for g in SWEEP_GAP_S))
+    rows = iter(result["events_per_minute_by_setting"])
+    for m in SWEEP_MIN_S:
+        print(f"{m:>9} " + " ".join(f"{next(rows)['events_per_minute']:>6.1f}" for _ in SWEEP_GAP_S))
     if a.synth:
         print(
             f"synthetic normal test frames above threshold: {result['synthetic_normal_fraction_above']:.1%}"
