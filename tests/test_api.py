@@ -123,3 +123,17 @@ def test_score_command_errors_name_the_file(square_run, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["score", str(square_run), str(missing), "--backend", "tensorrt"]) == 2
     assert "unknown backend" in capsys.readouterr().err
+
+
+def test_training_root_rebuilds_links_a_failed_start_left_and_keeps_a_started_runs(square_data, tmp_path):
+    from stvad.api import training_root
+
+    a, b = square_data / "train" / "a", square_data / "train" / "b"
+    out = tmp_path / "run"
+    root = training_root([a], out)
+    assert [p.name for p in (root / "train").iterdir()] == ["000_a"]
+    root = training_root([b], out)  # no run began (no config.json): the new sources, not the old links
+    assert [p.name for p in (root / "train").iterdir()] == ["000_b"] and a.exists()
+    (out / "config.json").write_text("{}")
+    root = training_root([a], out)  # a run began on b: resuming keeps what it trained on
+    assert [p.name for p in (root / "train").iterdir()] == ["000_b"]

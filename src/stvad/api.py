@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import io
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,10 @@ def training_root(train_source: str | os.PathLike | Sequence[str | os.PathLike],
         with contextlib.suppress(StvadError):
             detect_layout(items[0])
             return Path(items[0])
-    if train.exists():
-        return root
+    if train.exists() or train.is_symlink():
+        if (out / "config.json").exists():  # the run was started on these links: reuse them (a resume)
+            return root
+        shutil.rmtree(root)  # links left by a run that failed before it began; rmtree follows no link
     if len(items) == 1 and Path(items[0]).is_dir() and not list_images(items[0]):
         # not a benchmark: a folder of normal videos and frame folders becomes the training split
         root.mkdir(parents=True)
