@@ -21,7 +21,7 @@ demo: venv
 	$(VENV)/bin/stvad demo --out runs/demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench experiments
 	$(PY) -m pytest -q
 
 clean:
