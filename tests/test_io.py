@@ -53,3 +53,27 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write(tmp_path, monkeypatch):
+    """A SIGINT in the middle of torch.save is held until the file is whole, then raised as Ctrl-C."""
+    import os
+    import signal
+
+    import torch
+
+    from stvad import _io
+
+    real_save = torch.save
+
+    def save_interrupted(obj, f):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands mid-write
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_interrupted)
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        _io.atomic_torch_save(path, {"w": torch.ones(3)})
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))  # complete, not torn
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

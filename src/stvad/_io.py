@@ -77,8 +77,32 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise it.
+
+    torch.save's writer turns a KeyboardInterrupt raised in the middle of its zip stream into a
+    RuntimeError ("unexpected pos"), which reads as a crash rather than the interruption it is; a
+    checkpoint a few milliseconds from done is also worth finishing. Only the main thread can do this.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
-    with atomic_open(path, "wb") as f:
+    with ctrl_c_deferred(), atomic_open(path, "wb") as f:
         torch.save(obj, f)
