@@ -63,9 +63,7 @@ def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, fl
 
 
 def events(scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s: float) -> int:
-    tracker = EventTracker(
-        threshold, min_frames=int(np.ceil(min_s * fps - 1e-9)), gap_frames=round(gap_s * fps)
-    )
+    tracker = EventTracker.in_seconds(threshold, fps, min_s, gap_s)
     amap = np.zeros((1, 1), np.float32)
     for i, s in enumerate(scores):
         tracker.update(i, None, float(s), amap, (1, 1))

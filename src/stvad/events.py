@@ -4,6 +4,7 @@ length), the anomalous region's box, and the JSON-lines event log that ``stvad w
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,18 @@ class EventTracker:
         self.count = 0  # events emitted
         self._open: dict[str, Any] | None = None
         self._below = 0  # frames below the threshold since the open event's last frame above it
+
+    @classmethod
+    def in_seconds(
+        cls, threshold: float, fps: float, min_event_s: float, merge_gap_s: float, **kw: Any
+    ) -> EventTracker:
+        """A tracker whose minimum length and merged gap are given in seconds at ``fps`` frames a second."""
+        return cls(
+            threshold,
+            min_frames=math.ceil(min_event_s * fps - 1e-9),
+            gap_frames=round(merge_gap_s * fps),
+            **kw,
+        )
 
     def update(
         self, index: int, t: float | None, score: float, amap: np.ndarray, frame_size: tuple[int, int]

@@ -13,7 +13,6 @@ exponential back-off, each attempt reported; a file or frame folder simply ends.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -207,12 +206,8 @@ def watch(
         fps = getattr(stream.source, "fps", None)
         clock = "video" if fps and not stream.live else "wall"
         rate = fps or ASSUMED_FPS
-        tracker = EventTracker(
-            threshold,
-            source=stream.source.name,
-            clock=clock,
-            min_frames=math.ceil(min_event_s * rate - 1e-9),
-            gap_frames=round(merge_gap_s * rate),
+        tracker = EventTracker.in_seconds(
+            threshold, rate, min_event_s, merge_gap_s, source=stream.source.name, clock=clock
         )
         engine.reset()
         n, start = 0, time.monotonic()
