@@ -12,6 +12,13 @@ above the threshold) and with the event settings of `stvad watch` (minimum lengt
 With --synth RUN_PARENT (a `bench/demo.py` output folder: RUN_PARENT/run and RUN_PARENT/data) it also
 reports the fraction of the synthetic set's normal test frames above that run's threshold.
 
+How alarms score a frame is chosen here, on normal footage: each candidate (the frame sum of equation 4,
+or the worst window of side 1/8, 1/4 or 1/2 of the frame; ``--candidates``) is calibrated on the run's
+held-out tail and judged by the fraction of the held-out normal footage above its threshold; with --synth
+and --labelled RUN DATA (a benchmark run and its data, such as a Ped2 run) also by the fraction of those
+sets' normal test frames above their thresholds and by their micro AUROC without normalisation (as an
+alarm sees scores), so that a choice that quiets normal footage is seen to keep its detections.
+
 Everything is reused when present (the run is resumed if interrupted).
 Writes bench/results/footage_alarms.json.
 """
@@ -24,18 +31,25 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from stvad._io import atomic_write_json
 from stvad.api import Detector, training_root
-from stvad.config import preset
+from stvad.config import ScoreConfig, preset
+from stvad.data.layouts import open_dataset
+from stvad.data.sources import open_source
+from stvad.data.windows import split_train_val
 from stvad.events import MERGE_GAP_S, MIN_EVENT_S, EventTracker
-from stvad.inference import calibrate, read_calibration
+from stvad.inference import ALARM_SCORE, Scorer, calibrate, read_calibration
+from stvad.metrics import auroc_micro
+from stvad.scoring import aggregate
 from stvad.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "footage_alarms.json"
 SWEEP_MIN_S = (0.0, 0.3, 0.5, 1.0, 2.0)
 SWEEP_GAP_S = (0.0, 0.5, 1.0, 2.0)
+CANDIDATES = ("sum", "patch-max:0.125", "patch-max:0.25", "patch-max:0.5")
 
 
 def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, float]:
@@ -71,6 +85,47 @@ def events(scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s
     return tracker.count
 
 
+def candidate_config(name: str) -> ScoreConfig:
+    kind, _, patch = name.partition(":")
+    return ScoreConfig(aggregate=kind, patch=float(patch or 0.125))
+
+
+def frame_scores(maps: np.ndarray, name: str) -> np.ndarray:
+    """The candidate's frame scores from the full method's per-pixel terms (n, H, W)."""
+    return aggregate(torch.from_numpy(maps.astype(np.float32)), candidate_config(name)).double().numpy()
+
+
+def calibration_maps(scorer: Scorer) -> np.ndarray:
+    """The per-pixel terms of the held-out normal tails that calibration scores."""
+    cfg = scorer.cfg
+    ds = open_dataset(scorer.run.meta["data_root"], layout=cfg.data.layout)
+    _, val = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    return np.concatenate(
+        [scorer.score_frames(scorer.frames(s, a, b), keep_maps=True).maps for s, a, b in val]
+    )
+
+
+def labelled_sweep(run: Path, data: Path, candidates, q: float) -> dict:
+    """Per candidate: normal test frames above the threshold fitted on the run's held-out tail, and the
+    micro AUROC of the raw scores (no per-video normalisation: an alarm has none)."""
+    scorer = Scorer.from_run(run)
+    cal = calibration_maps(scorer)
+    videos = open_dataset(data).test
+    scored = [scorer.score_source(v.source, keep_maps=True) for v in videos]
+    labels = [np.asarray(v.labels)[s.index].astype(np.uint8) for v, s in zip(videos, scored)]
+    out = {}
+    for name in candidates:
+        thr = float(np.quantile(frame_scores(cal, name), q))
+        ts = [frame_scores(s.maps, name) for s in scored]
+        normal = np.concatenate([t[lab == 0] for t, lab in zip(ts, labels)])
+        out[name] = {
+            "normal_test_frames": int(normal.size),
+            "normal_fraction_above": float((normal > thr).mean()),
+            "auroc_micro_raw": float(auroc_micro(ts, labels)),
+        }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "opencv" / "vtest.avi"))
@@ -79,6 +134,8 @@ def main() -> None:
     p.add_argument("--preset", default="cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--synth", default=None, help="a bench/demo.py output folder (RUN_PARENT/run, /data)")
+    p.add_argument("--labelled", nargs=2, action="append", default=[], metavar=("RUN", "DATA"))
+    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     p.add_argument("--json", default=str(OUT))
     a = p.parse_args()
 
@@ -90,10 +147,30 @@ def main() -> None:
     if not (run / "DONE").exists():
         train(training_root([head], run), run, cfg, resume=last.exists())
         (run / "DONE").write_text("")
-    cal = read_calibration(run) or calibrate(run)
+    cal = read_calibration(run)
+    if not cal or "score" not in cal:  # none yet, or fitted before alarms had their own scoring
+        cal = calibrate(run)
     threshold = float(cal["threshold"])
     scored = Detector.load(run).score(tail)
     minutes = len(scored.score) / fps / 60
+    scorer = Scorer.from_run(run)
+    cal_maps, tail_maps = (
+        calibration_maps(scorer),
+        scorer.score_source(open_source(tail), keep_maps=True).maps,
+    )
+    sweep = {}
+    for name in a.candidates:
+        thr = float(np.quantile(frame_scores(cal_maps, name), cal["quantile"]))
+        t = frame_scores(tail_maps, name)
+        sweep[name] = {
+            "heldout_fraction_above": float((t > thr).mean()),
+            "events_per_minute": events(t, thr, fps, MIN_EVENT_S, MERGE_GAP_S) / minutes,
+        }
+    labelled = [(Path(a.synth) / "run", Path(a.synth) / "data")] if a.synth else []
+    labelled += [(Path(r), Path(d)) for r, d in a.labelled]
+    for r, d in labelled:
+        for name, row in labelled_sweep(r, d, a.candidates, cal["quantile"]).items():
+            sweep[name][str(d)] = row
     result = {
         "video": str(a.video),
         "train_frames": a.train_frames,
@@ -116,12 +193,14 @@ def main() -> None:
             for m in SWEEP_MIN_S
             for g in SWEEP_GAP_S
         ],
+        "alarm_score": list(ALARM_SCORE),
+        "alarm_score_candidates": sweep,
         "command": " ".join(["python bench/footage_alarms.py", *sys.argv[1:]]),
     }
     if a.synth:
-        from stvad.data.layouts import open_dataset
-
         srun = Path(a.synth) / "run"
+        if "score" not in (read_calibration(srun) or {}):
+            calibrate(srun)
         det, sthr = Detector.load(srun), float(read_calibration(srun)["threshold"])
         above, n = 0, 0
         for video in open_dataset(Path(a.synth) / "data").test:
@@ -145,6 +224,17 @@ def main() -> None:
         print(
             f"synthetic normal test frames above threshold: {result['synthetic_normal_fraction_above']:.1%}"
         )
+    print("alarm scoring candidates (threshold from each one's own calibration):")
+    sets = [str(d) for _, d in labelled]
+    print(
+        "candidate           footage above  events/min"
+        + "".join(f"  {Path(d).name}: normal above, AUROC raw" for d in sets)
+    )
+    for name, row in sweep.items():
+        line = f"{name:18} {row['heldout_fraction_above']:>14.1%} {row['events_per_minute']:>11.1f}"
+        for d in sets:
+            line += f"  {row[d]['normal_fraction_above']:>18.1%} {100 * row[d]['auroc_micro_raw']:>10.1f}"
+        print(line)
     print(f"wrote {a.json}")
 
 

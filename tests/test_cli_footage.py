@@ -17,6 +17,7 @@ import torch
 
 from conftest import SQUARE_SIZE, square_scene
 from stvad.cli import main
+from stvad.data.sources import open_source
 
 
 def write_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
@@ -168,3 +169,29 @@ def test_threads_auto_leaves_busy_cores_alone() -> None:
     assert threads_for("3") == 3
     with pytest.raises(StvadError, match="--threads takes a number"):
         threads_for("0")
+
+
+def test_alarms_score_as_their_threshold_was_fitted(
+    cli_run, footage, tmp_path, capsys, torch_one_thread
+) -> None:
+    """The calibration records how alarms score a frame (the worst half-frame window by default) and
+    Detector, `watch`'s engine, and a refit with --set all score that way, so threshold and scores agree."""
+    import shutil
+
+    from stvad.api import Detector
+    from stvad.inference import Scorer, read_calibration
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run[0], run)
+    assert read_calibration(run)["score"] == {"aggregate": "patch-max", "patch": 0.5}
+    alarm = Detector.load(run).score(footage["later"]).score
+    scorer = Scorer.from_run(run)
+    scorer.cfg = scorer.cfg.with_score(["score.aggregate=patch-max", "score.patch=0.5"])
+    expected = scorer.score_source(open_source(footage["later"])).scores["full"]
+    np.testing.assert_allclose(alarm, expected, rtol=1e-4, atol=1e-6)
+    whole = Scorer.from_run(run).score_source(open_source(footage["later"])).scores["full"]
+    assert not np.allclose(alarm, whole)  # benchmarks keep equation 4's frame sum
+    assert main(["calibrate", str(run), "--set", "score.aggregate=sum"]) == 0
+    assert "alarms score full, aggregate sum" in capsys.readouterr().out
+    assert read_calibration(run)["score"]["aggregate"] == "sum"
+    np.testing.assert_allclose(Detector.load(run).score(footage["later"]).score, whole, rtol=1e-4, atol=1e-6)

@@ -230,11 +230,12 @@ class Detector:
 
     def calibrate(self, quantile: float | None = None, progress: bool = False) -> dict:
         """(Re)fit the threshold on the run's held-out normal clips and store it in the run."""
-        from stvad.inference import calibrate
+        from stvad.inference import alarm_config, calibrate
 
         if self.run is None:
             raise StvadError("calibration needs the run folder, not an exported model")
         self.engine.calibration = calibrate(self.run, quantile=quantile, progress=progress)
+        self.engine.cfg = alarm_config(self.engine.cfg, self.engine.calibration)
         return self.engine.calibration
 
     def score(self, source: Source, maps: bool = False, progress: bool = False) -> FrameScores:

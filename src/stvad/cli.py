@@ -92,23 +92,25 @@ def _check_something_to_resume(run, max_steps: int) -> None:
             )
 
 
-def _calibrate(run, quantile, sources) -> dict:
-    from stvad.inference import calibrate
+def _calibrate(run, quantile, sources, score_set=()) -> dict:
+    from stvad.inference import ALARM_SCORE, calibrate
 
-    return calibrate(run, quantile=quantile, progress=sys.stderr.isatty(), sources=sources)
+    how = (*ALARM_SCORE, *score_set)  # the user's settings after the defaults, so theirs win
+    return calibrate(run, quantile=quantile, progress=sys.stderr.isatty(), sources=sources, score_set=how)
 
 
 def _print_calibration(cal: dict) -> None:
+    how = ", ".join(f"{k} {v}" for k, v in cal.get("score", {}).items())
     print(
         f"threshold {cal['threshold']:.4g}: the {cal['quantile']} quantile of {cal['frames']} normal frames "
-        f"({cal['source']})"
+        f"({cal['source']}); alarms score {cal['variant']}, {how}"
     )
     if "warning" in cal:
         print(f"stvad: warning: {cal['warning']}", file=sys.stderr)
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> int:
-    _print_calibration(_calibrate(a.run, a.quantile, a.sources))
+    _print_calibration(_calibrate(a.run, a.quantile, a.sources, a.set or ()))
     return 0
 
 
@@ -281,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("run", help="a training run folder")
     cal.add_argument("sources", nargs="*", metavar="NORMAL", help="more normal video files or frame folders")
     cal.add_argument("--quantile", type=float, default=None, help="of normal scores (default: 0.99)")
+    cal.add_argument(
+        "--set",
+        action="append",
+        metavar="score.KEY=VALUE",
+        help="how alarms score a frame (default: score.aggregate=patch-max, score.patch=0.5, the worst "
+        "window of half the frame; score.aggregate=sum scores the whole frame as benchmarks do)",
+    )
     cal.set_defaults(func=_cmd_calibrate)
 
     ev = sub.add_parser("eval", help="score a benchmark's test videos and print the Table-1 metrics")

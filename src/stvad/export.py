@@ -31,7 +31,7 @@ from stvad.checkpoint import load_run
 from stvad.config import Config
 from stvad.engine import WindowEngine, run_folder
 from stvad.errors import StvadError
-from stvad.inference import fold_spectral_norm, judge, read_calibration
+from stvad.inference import alarm_config, fold_spectral_norm, judge, read_calibration
 from stvad.model import Features
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -62,9 +62,12 @@ class WindowScore(nn.Module):
 
 
 def window_score(run_dir: str | os.PathLike, which: str = "best") -> WindowScore:
-    """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules)."""
+    """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules); a
+    calibrated run's graph scores as its alarms do (:func:`stvad.inference.alarm_config`)."""
     run = load_run(run_dir, which=which)
-    return fold_spectral_norm(WindowScore(run.generator, run.discriminator, run.config).eval())
+    folder = run_folder(run_dir)
+    cfg = alarm_config(run.config, read_calibration(folder) if folder.is_dir() else None)
+    return fold_spectral_norm(WindowScore(run.generator, run.discriminator, cfg).eval())
 
 
 def example_window(cfg: Config, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

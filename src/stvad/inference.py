@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from stvad._io import atomic_write_json
 from stvad.checkpoint import LoadedRun, load_run
-from stvad.config import ScoreConfig
+from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.data.windows import iter_windows
 from stvad.errors import StvadError
@@ -30,6 +30,12 @@ from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr_score, score_batch
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 CALIBRATION_FILE = "calibration.json"
+# How an alarm scores a frame, fitted with its threshold: the worst window of half the frame's shorter side
+# instead of the whole frame's sum (equation 4, which benchmarks keep). A frame sum grows with the number
+# of people moving, so a threshold fitted on a quiet stretch of footage fires all through a busy one; the
+# worst window measures the most abnormal place. Chosen on normal footage (bench/footage_alarms.py).
+ALARM_SCORE = ("score.aggregate=patch-max", "score.patch=0.5")
+ALARM_KEYS = ("aggregate", "patch")  # the score settings a calibration records and alarms then use
 
 
 @dataclass
@@ -195,6 +201,7 @@ def calibrate(
     progress: bool = False,
     scorer: Scorer | None = None,
     sources: Sequence[str | os.PathLike] = (),
+    score_set: Sequence[str] = ALARM_SCORE,
 ) -> dict:
     """Fit the alarm threshold on the run's held-out normal validation clips and store it in the run.
 
@@ -203,6 +210,10 @@ def calibrate(
     videos without test-set normalisation. ``sources`` (video files or frame folders of normal footage not
     used in training) are scored whole and added to those frames. When the frames are too few for the
     quantile (fewer than 10 above it), the result carries a ``warning``.
+
+    ``score_set`` (``score.KEY=VALUE``) says how alarms score a frame (:data:`ALARM_SCORE` by default);
+    the calibration records it under ``score`` and every alarm path (``watch``, ``score``, ``predict``, the
+    exported graph) scores with it (:func:`alarm_config`), so the threshold and the live scores agree.
     """
     from stvad.data.layouts import open_dataset
     from stvad.data.sources import open_source
@@ -210,7 +221,7 @@ def calibrate(
 
     run_dir = Path(run_dir)
     scorer = scorer or Scorer.from_run(run_dir)
-    cfg = scorer.cfg
+    scorer.cfg = cfg = scorer.cfg.with_score(score_set)
     q = cfg.score.threshold_quantile if quantile is None else quantile
     data_root = scorer.run.meta.get("data_root")
     ds = open_dataset(data_root, layout=cfg.data.layout)
@@ -227,6 +238,7 @@ def calibrate(
     )
     cal = {
         "variant": cfg.score.variant,
+        "score": {k: getattr(cfg.score, k) for k in ALARM_KEYS},
         "quantile": q,
         "threshold": float(np.quantile(normal, q)),
         "normal_mean": float(normal.mean()),
@@ -245,6 +257,14 @@ def calibrate(
         )
     atomic_write_json(run_dir / CALIBRATION_FILE, cal)
     return cal
+
+
+def alarm_config(cfg: Config, calibration: dict | None) -> Config:
+    """``cfg`` scoring as the calibration's alarms do (its recorded ``score`` settings); unchanged without
+    a calibration, or for one fitted before calibrations recorded them (those scored with ``cfg``)."""
+    if not calibration or not isinstance(calibration.get("score"), dict):
+        return cfg
+    return cfg.with_score([f"score.{k}={v}" for k, v in calibration["score"].items() if k in ALARM_KEYS])
 
 
 def read_calibration(run_dir: str | os.PathLike) -> dict | None:

@@ -112,7 +112,7 @@ def patch_side(size: Sequence[int], patch: float) -> int:
     """The window side in pixels for ``score.patch`` (a fraction of the shorter side), at least 1."""
     if not 0.0 < patch <= 1.0:
         raise StvadError(f"score.patch must be in (0, 1], got {patch}")
-    return max(1, round(patch * min(size[-2:])))
+    return max(1, round(patch * min(int(n) for n in size[-2:])))  # int(): shapes are tensors when traced
 
 
 def aggregate(terms: Tensor, cfg: ScoreConfig) -> Tensor:

@@ -28,7 +28,7 @@ from stvad.data.sources import STREAM_SCHEMES, FrameSource, open_source, resize_
 from stvad.engine import TorchEngine, WindowEngine, run_folder
 from stvad.errors import StvadError
 from stvad.events import ASSUMED_FPS, MERGE_GAP_S, MIN_EVENT_S, EventLog, EventTracker
-from stvad.inference import read_calibration
+from stvad.inference import alarm_config, read_calibration
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -47,6 +47,8 @@ def load_engine(
         raise StvadError(f"unknown backend '{backend}' (choose from: {', '.join(BACKENDS)})")
     if Path(run).suffix != ".onnx":
         engine.calibration = read_calibration(run_folder(run)) or engine.calibration
+        # alarms score as the threshold was fitted (an exported graph was exported so)
+        engine.cfg = alarm_config(engine.cfg, engine.calibration)
     return engine
 
 
