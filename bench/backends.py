@@ -52,8 +52,8 @@ from perf_common import (
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.data.sources import to_model
+from stvad.engine import Scorer, fold_spectral_norm
 from stvad.export import OnnxEngine, WindowScore, example_window, write_graph
-from stvad.inference import Scorer, fold_spectral_norm
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

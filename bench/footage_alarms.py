@@ -35,12 +35,13 @@ import torch
 
 from stvad._io import atomic_write_json
 from stvad.api import Detector, training_root
+from stvad.calibration import ALARM_SCORE, calibrate, read_calibration
 from stvad.config import ScoreConfig, preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import open_source
 from stvad.data.windows import split_train_val
+from stvad.engine import Scorer
 from stvad.events import MERGE_GAP_S, MIN_EVENT_S, EventTracker
-from stvad.inference import ALARM_SCORE, Scorer, calibrate, read_calibration
 from stvad.metrics import auroc_micro
 from stvad.scoring import aggregate
 from stvad.train import train

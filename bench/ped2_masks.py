@@ -32,9 +32,9 @@ from pathlib import Path
 from static_anomalies import study
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
+from stvad.engine import Scorer
 from stvad.errors import StvadError
 from stvad.evaluate import evaluate
-from stvad.inference import Scorer
 
 OUT = Path(__file__).resolve().parent / "results" / "ped2_masks.json"
 REFERENCE = Path(__file__).resolve().parent / "results" / "ped2.json"

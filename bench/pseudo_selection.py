@@ -26,68 +26,25 @@ import argparse
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import uniform_filter
 from scipy.stats import spearmanr
 
 from stvad._io import atomic_write_json
 from stvad.config import ScoreConfig
 from stvad.data.layouts import open_dataset
+from stvad.data.pseudo import PseudoSpec, speedup_windows
 from stvad.data.sources import to_model
 from stvad.data.windows import iter_windows, split_train_val
-from stvad.inference import COPY_LAST, Scorer
+from stvad.engine import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess, psnr_score, score_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "pseudo_selection.json"
-
-
-@dataclass(frozen=True)
-class SpeedupSpec:
-    """Defaults: about one pedestrian at twice its speed (see the module docstring)."""
-
-    speeds: tuple[int, ...] = (2,)  # drawn per window
-    box: tuple[float, float] = (0.05, 0.1)  # box side range, fraction of the frame's shorter side
-    min_change: float = 2.0  # mean |pseudo past - normal past| inside the box, grey levels, to keep one
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def speedup_windows(
-    frames: np.ndarray, T: int, spec: SpeedupSpec, clip_seed: int = 0
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Over a clip's frames (n, H, W, C) uint8, yield ``(t, past, pseudo_past, target)`` for each target
-    frame t whose sped-up past fits in the clip and changes the box enough; pasts are (T, H, W, C).
-
-    Deterministic for a given ``spec.seed`` and ``clip_seed`` (the clip's number in its set).
-    """
-    n, h, w = frames.shape[:3]
-    rng = np.random.default_rng([spec.seed, clip_seed])
-    short = min(h, w)
-    for t in range(min(spec.speeds) * T, n):
-        speed = int(rng.choice(spec.speeds))
-        side = max(2, round(rng.uniform(*spec.box) * short))
-        if t - speed * T < 0:
-            continue
-        past = frames[t - T : t]
-        fast = frames[t - speed * T : t : speed]
-        change = np.abs(fast.astype(np.float32) - past.astype(np.float32)).mean(axis=(0, 3))  # (H, W)
-        local = uniform_filter(change, size=side, mode="constant")
-        r, c = np.unravel_index(int(np.argmax(local)), local.shape)
-        r0 = int(np.clip(r - side // 2, 0, h - side))
-        c0 = int(np.clip(c - side // 2, 0, w - side))
-        if change[r0 : r0 + side, c0 : c0 + side].mean() < spec.min_change:
-            continue
-        pseudo = past.copy()
-        pseudo[:, r0 : r0 + side, c0 : c0 + side] = fast[:, r0 : r0 + side, c0 : c0 + side]
-        yield t, past, pseudo, frames[t]
 
 
 def candidates(base: ScoreConfig) -> list[ScoreConfig]:
@@ -142,7 +99,7 @@ def _aurocs(scorer: Scorer, videos: Iterator[tuple[np.ndarray, np.ndarray, np.nd
     }
 
 
-def pseudo_aurocs(scorer: Scorer, spec: SpeedupSpec, norm: str) -> dict:
+def pseudo_aurocs(scorer: Scorer, spec: PseudoSpec, norm: str) -> dict:
     """Pseudo-anomalous windows against all normal windows of each of the run's held-out clips (the tail
     of each training video, ``data.val_fraction``)."""
     cfg = scorer.cfg
@@ -181,7 +138,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--json", default=str(OUT))
     a = p.parse_args()
-    spec, per_seed = SpeedupSpec(), []
+    spec, per_seed = PseudoSpec(), []
     for seed in a.seeds:
         run = Path(a.runs) / f"stgan-s{seed}"
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from stream_memory import VTEST, proc_status_mb, synthetic_video
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.data.sources import FrameSource, open_source
-from stvad.inference import Scorer
+from stvad.engine import Scorer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -41,7 +41,7 @@ from perf_common import (
 )
 from stvad._io import atomic_write_json
 from stvad.config import Config, preset
-from stvad.inference import Scorer
+from stvad.engine import Scorer
 
 CONFIGS = {  # name -> (preset, overrides, batch sizes)
     "cpu64": ("cpu", [], (1, 16)),

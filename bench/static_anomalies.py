@@ -30,8 +30,8 @@ import numpy as np
 from stvad._io import atomic_write_json
 from stvad.data.layouts import Dataset, open_dataset
 from stvad.data.synth_events import event_types, read_events
+from stvad.engine import COPY_LAST, Scorer
 from stvad.errors import StvadError
-from stvad.inference import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess
 

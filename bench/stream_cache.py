@@ -8,8 +8,9 @@ random weights (speed does not depend on them):
 
 - ``cached-live``: ``stream.score_frames(TorchEngine(run), frames, chunk=1)``, what ``stvad watch`` does:
   each new frame is encoded once and its features reused by the T windows that contain it.
-- ``plain-live``: ``Scorer(run, batch_size=1).score_frames(frames)``, the naive live scorer: every new
-  window goes through the whole generator, so each frame is encoded T times.
+- ``plain-live``: ``Scorer.score_windows`` one window a call, the naive live scorer: every new window
+  goes through the whole generator, so each frame is encoded T times (what every path did before the
+  engine, and what ``Scorer.score_windows`` still does for windows that are not a stream).
 - ``cached-batched`` / ``plain-batched``: the same with 16 frames (windows) per call, as offline scoring
   of a file does.
 
@@ -40,8 +41,8 @@ from perf_common import (
 )
 from stvad._io import atomic_write_json
 from stvad.config import preset
-from stvad.engine import TorchEngine, score_frames
-from stvad.inference import Scorer
+from stvad.data.windows import iter_windows
+from stvad.engine import Scorer, TorchEngine, score_frames
 
 BATCH = 16
 
@@ -61,19 +62,26 @@ def moving_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarr
     return frames
 
 
+def window_by_window(scorer: Scorer, frames: list[np.ndarray], batch: int) -> np.ndarray:
+    """The plain sliding window: ``batch`` windows a call, G run on each whole window."""
+    windows = list(iter_windows(frames, scorer.T))
+    out = []
+    for k in range(0, len(windows), batch):
+        w = windows[k : k + batch]
+        out.append(scorer.score_windows(np.stack([b[1] for b in w]), np.stack([b[2] for b in w]))[0]["full"])
+    return np.concatenate([o.numpy() for o in out])
+
+
 def measure(T: int, n: int, size: tuple[int, int], repeats: int, peak: float) -> dict:
     cfg = preset("cpu").override([f"data.T={T}", f"data.size={size[0]},{size[1]}"])
     frames = moving_frames(n, size)
     engine = TorchEngine(random_run(cfg))
-    live, batched = (
-        Scorer(random_run(cfg), 1, variants=("full",)),
-        Scorer(random_run(cfg), BATCH, variants=("full",)),
-    )
+    plain = Scorer(random_run(cfg), variants=("full",))
     paths = {
-        "cached-live": lambda: score_frames(engine, frames, chunk=1)[1],
-        "plain-live": lambda: live.score_frames(frames).scores["full"],
-        "cached-batched": lambda: score_frames(engine, frames, chunk=BATCH)[1],
-        "plain-batched": lambda: batched.score_frames(frames).scores["full"],
+        "cached-live": lambda: score_frames(engine, frames, chunk=1).scores[engine.variant],
+        "plain-live": lambda: window_by_window(plain, frames, 1),
+        "cached-batched": lambda: score_frames(engine, frames, chunk=BATCH).scores[engine.variant],
+        "plain-batched": lambda: window_by_window(plain, frames, BATCH),
     }
     scores = {k: np.asarray(fn(), np.float64) for k, fn in paths.items()}
     ref = scores["plain-batched"]

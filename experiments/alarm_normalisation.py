@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import open_source
 from stvad.data.windows import split_train_val
-from stvad.inference import Scorer
+from stvad.engine import Scorer
 
 
 def causal_mean(x: np.ndarray, k: int) -> np.ndarray:

@@ -173,8 +173,8 @@ def square_run(square_data, tmp_path_factory) -> Path:
     """
     import torch
 
+    from stvad.calibration import calibrate
     from stvad.config import preset
-    from stvad.inference import calibrate
     from stvad.train import train
 
     before = torch.get_num_threads()

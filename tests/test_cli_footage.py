@@ -179,7 +179,8 @@ def test_alarms_score_as_their_threshold_was_fitted(
     import shutil
 
     from stvad.api import Detector
-    from stvad.inference import Scorer, read_calibration
+    from stvad.calibration import read_calibration
+    from stvad.engine import Scorer
 
     run = tmp_path / "run"
     shutil.copytree(cli_run[0], run)

@@ -6,12 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
+from stvad.calibration import calibrate
 from stvad.cli import main
 from stvad.config import preset
 from stvad.data.layouts import open_dataset
+from stvad.engine import COPY_LAST, Scorer
 from stvad.errors import StvadError
 from stvad.evaluate import ROW_ORDER, evaluate
-from stvad.inference import COPY_LAST, Scorer, calibrate
 from stvad.scoring import VARIANTS
 
 

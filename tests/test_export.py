@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from stvad.calibration import alarm_config
 from stvad.checkpoint import load_run
 from stvad.cli import main
 from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import to_model
 from stvad.data.windows import iter_windows
-from stvad.engine import TorchEngine, score_frames
+from stvad.engine import Scorer, TorchEngine, score_frames
 from stvad.errors import StvadError
 from stvad.export import OnnxEngine, WindowScore, export, fold_spectral_norm, write_graph
-from stvad.inference import Scorer, alarm_config
 from stvad.model import build_discriminator, build_generator
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -52,8 +52,11 @@ def test_onnx_equals_pytorch_on_score_and_map(onnx_model, tiny_run, synth_small)
 def test_onnx_backend_scores_a_video_like_torch(onnx_model, tiny_run, synth_small):
     cfg = load_run(tiny_run).config
     frames = list(open_dataset(synth_small).test[2].source.frames(cfg.data.size, cfg.data.channels))[:24]
-    i_torch, s_torch, m_torch, _ = score_frames(TorchEngine(load_run(tiny_run)), frames, keep_maps=True)
-    i_onnx, s_onnx, m_onnx, _ = score_frames(OnnxEngine(onnx_model["path"]), frames, keep_maps=True, chunk=5)
+    t = score_frames(TorchEngine(load_run(tiny_run)), frames, keep_maps=True)
+    o = score_frames(OnnxEngine(onnx_model["path"]), frames, keep_maps=True, chunk=5)
+    (i_torch, s_torch, m_torch), (i_onnx, s_onnx, m_onnx) = (
+        (r.index, r.scores[cfg.score.variant], r.maps) for r in (t, o)
+    )
     np.testing.assert_array_equal(i_onnx, i_torch)
     np.testing.assert_allclose(s_onnx, s_torch, rtol=0, atol=TOL)
     np.testing.assert_allclose(m_onnx.astype(np.float32), m_torch.astype(np.float32), rtol=0, atol=1e-3)

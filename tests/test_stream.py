@@ -18,10 +18,9 @@ from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import FrameSource
 from stvad.data.windows import iter_windows
-from stvad.engine import TorchEngine, score_frames
+from stvad.engine import COPY_LAST, Scorer, TorchEngine, score_frames
 from stvad.errors import StvadError
 from stvad.events import EventTracker, anomaly_box
-from stvad.inference import Scorer
 from stvad.model import build_discriminator, build_generator
 from stvad.scoring import VARIANTS
 from stvad.stream import Backoff, Follow, watch
@@ -38,13 +37,13 @@ def plain_path(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Frame numbers, every variant's scores and float32 maps from Scorer.score_windows, window by window."""
     scorer = Scorer(run, batch_size=8)
-    index, scores, maps = [], {v: [] for v in VARIANTS}, []
+    index, scores, maps = [], {v: [] for v in (*VARIANTS, COPY_LAST)}, []
     windows = list(iter_windows(frames, scorer.T))
     for k in range(0, len(windows), 8):
         batch = windows[k : k + 8]
         s, m = scorer.score_windows(np.stack([w[1] for w in batch]), np.stack([w[2] for w in batch]))
         index += [w[0] for w in batch]
-        for v in VARIANTS:
+        for v in (*VARIANTS, COPY_LAST):
             scores[v].append(s[v].numpy())
         maps.append(m.numpy())
     return np.array(index), {v: np.concatenate(s) for v, s in scores.items()}, np.concatenate(maps)
@@ -59,11 +58,15 @@ def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):
     for chunk in (1, 7):
         for variant in VARIANTS:
             engine.variant = variant
-            got_index, got, got_maps, n = score_frames(engine, frames, keep_maps=False, chunk=chunk)
-            assert n == len(frames)
-            np.testing.assert_array_equal(got_index, index)
+            scored = score_frames(engine, frames, keep_maps=False, chunk=chunk)
+            assert scored.frames_read == len(frames) and list(scored.scores) == [variant]
+            np.testing.assert_array_equal(scored.index, index)
             np.testing.assert_allclose(
-                got, want[variant], rtol=RTOL, atol=ATOL, err_msg=f"{variant}, chunk {chunk}"
+                scored.scores[variant],
+                want[variant],
+                rtol=RTOL,
+                atol=ATOL,
+                err_msg=f"{variant}, chunk {chunk}",
             )
     engine.variant = run.config.score.variant
     engine.reset()
@@ -85,9 +88,38 @@ def test_cached_stream_equals_plain_scorer_for_other_models(model, synth_small):
     run = LoadedRun(cfg, build_generator(cfg).eval(), build_discriminator(cfg).eval(), {})
     frames = list(open_dataset(synth_small).test[1].source.frames(cfg.data.size, cfg.data.channels))[:30]
     index, want, _ = plain_path(run, frames)
-    got_index, got, _, _ = score_frames(TorchEngine(run), frames, chunk=4)
-    np.testing.assert_array_equal(got_index, index)
-    np.testing.assert_allclose(got, want[cfg.score.variant], rtol=RTOL, atol=ATOL)
+    scored = score_frames(TorchEngine(run), frames, chunk=4)
+    np.testing.assert_array_equal(scored.index, index)
+    np.testing.assert_allclose(
+        scored.scores[cfg.score.variant], want[cfg.score.variant], rtol=RTOL, atol=ATOL
+    )
+    # evaluation's path: every variant and the copy-last floor from one engine pass each chunk
+    every = Scorer(run, batch_size=5).score_frames(frames, keep_maps=True)
+    assert set(every.scores) == {*VARIANTS, COPY_LAST}
+    for v, got in every.scores.items():
+        np.testing.assert_allclose(got, want[v], rtol=RTOL, atol=ATOL, err_msg=v)
+
+
+def test_evaluation_scores_through_the_engine_with_the_window_by_window_scores(tiny_run, synth_small):
+    """Scorer (stvad eval, calibration) and the engine (API, score, watch) are one path: Scorer's every
+    variant, copy-last and maps equal the reference that runs G on each whole window."""
+    run = load_run(tiny_run)
+    frames = list(
+        open_dataset(synth_small).test[0].source.frames(run.config.data.size, run.config.data.channels)
+    )
+    index, want, want_maps = plain_path(run, frames)
+    scorer = Scorer(run)
+    assert isinstance(scorer.engine, TorchEngine)
+    got = scorer.score_frames(frames, keep_maps=True)
+    np.testing.assert_array_equal(got.index, index)
+    for v in (*VARIANTS, COPY_LAST):
+        np.testing.assert_allclose(got.scores[v], want[v], rtol=RTOL, atol=ATOL, err_msg=v)
+    np.testing.assert_allclose(got.maps.astype(np.float32), want_maps, rtol=0, atol=2e-3)  # float16 maps
+    g_only = Scorer(run, variants=("only-stn",))
+    assert not g_only.use_d  # no variant asked for needs D: it is not run
+    got = g_only.score_frames(frames)
+    assert set(got.scores) == {"only-stn", COPY_LAST}
+    np.testing.assert_allclose(got.scores["only-stn"], want["only-stn"], rtol=RTOL, atol=ATOL)
 
 
 def test_anomaly_box_is_the_region_around_the_peak():

@@ -10,7 +10,7 @@
     det = Detector.load("runs/cam1")                    # later, or on another machine
 
 ``fit`` trains the GAN (:func:`stvad.train.train`) and then fits the alarm threshold on held-out normal
-clips (:func:`stvad.inference.calibrate`): never on test data. Scoring runs frames once through the
+clips (:func:`stvad.calibration.calibrate`): never on test data. Scoring runs frames once through the
 cached streaming path of :mod:`stvad.stream`.
 """
 
@@ -193,7 +193,7 @@ class Detector:
         used), a folder of normal videos or frame folders, or a list of video files / frame folders.
         ``overrides`` set config fields by name, e.g. ``max_steps=3000, size=(128, 128)``.
         """
-        from stvad.inference import calibrate as fit_threshold
+        from stvad.calibration import calibrate as fit_threshold
         from stvad.train import train
 
         out = Path(out)
@@ -230,7 +230,7 @@ class Detector:
 
     def calibrate(self, quantile: float | None = None, progress: bool = False) -> dict:
         """(Re)fit the threshold on the run's held-out normal clips and store it in the run."""
-        from stvad.inference import alarm_config, calibrate
+        from stvad.calibration import alarm_config, calibrate
 
         if self.run is None:
             raise StvadError("calibration needs the run folder, not an exported model")
@@ -251,7 +251,8 @@ class Detector:
         if progress:
             total = None if getattr(src, "live", False) else len(src)
             frames = tqdm(frames, total=total, desc=f"scoring {src.name}", unit="frame", leave=False)
-        index, score, amaps, n = score_frames(self.engine, frames, keep_maps=maps, chunk=self.batch_size)
+        scored = score_frames(self.engine, frames, keep_maps=maps, chunk=self.batch_size, name=src.name)
+        n = scored.frames_read
         if n <= self.engine.T:
             raise StvadError(
                 f"only {n} frames: a score needs T = {self.engine.T} frames before the one judged, so at "
@@ -261,13 +262,13 @@ class Detector:
         return FrameScores(
             name=src.name,
             path=src.path,
-            frame=index,
-            score=score,
+            frame=scored.index,
+            score=scored.scores[self.engine.variant].astype(np.float64),
             variant=self.engine.variant,
             frames_read=n,
             threshold=self.threshold,
             fps=getattr(src, "fps", None),
-            maps=amaps,
+            maps=scored.maps,
         )
 
     def predict(self, source: Source) -> np.ndarray:

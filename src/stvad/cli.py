@@ -93,7 +93,7 @@ def _check_something_to_resume(run, max_steps: int) -> None:
 
 
 def _calibrate(run, quantile, sources, score_set=()) -> dict:
-    from stvad.inference import ALARM_SCORE, calibrate
+    from stvad.calibration import ALARM_SCORE, calibrate
 
     how = (*ALARM_SCORE, *score_set)  # the user's settings after the defaults, so theirs win
     return calibrate(run, quantile=quantile, progress=sys.stderr.isatty(), sources=sources, score_set=how)

@@ -22,9 +22,9 @@ def run_demo(
     size: str = "default",
     overrides: Sequence[str] = (),
 ) -> dict:
+    from stvad.calibration import calibrate
     from stvad.data.synth import generate
     from stvad.evaluate import evaluate
-    from stvad.inference import calibrate
     from stvad.train import train
 
     out = Path(out)

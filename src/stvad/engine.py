@@ -2,25 +2,88 @@
 scores and maps. ``WindowEngine`` keeps the last T per-frame states and batches the windows; a backend
 says how a frame is encoded and a window judged: ``TorchEngine`` here (each frame through G's encoder once,
 its features reused by every window that holds it), ``stvad.export.OnnxEngine`` for an exported graph.
-The API, ``stvad score`` and ``stvad watch`` score through it (:func:`score_frames`, ``push``).
+Every path scores through it: ``stvad eval`` and calibration (:class:`Scorer`, all variants at once),
+the API and ``stvad score`` (:func:`score_frames`), ``stvad watch`` (``push``). One result type,
+:class:`SourceScores`; the API's ``FrameScores`` is its user-facing view.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
+from tqdm.auto import tqdm
 
-from stvad.checkpoint import LoadedRun
-from stvad.config import Config
-from stvad.data.sources import to_model
+from stvad.checkpoint import LoadedRun, load_run
+from stvad.config import Config, ScoreConfig
+from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
-from stvad.inference import judge, prepare
 from stvad.model import Features, feature_windows
-from stvad.scoring import VARIANTS
+from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr_score, score_batch, score_prediction
+
+COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
+
+
+@dataclass
+class SourceScores:
+    """Per-frame scores of one video; ``index[k]`` is the frame number that ``scores[v][k]`` belongs to."""
+
+    name: str
+    index: np.ndarray  # (n,) int frame numbers, starting at T
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> (n,) raw scores
+    maps: np.ndarray | None = None  # (n, H, W) float16 full anomaly maps at model resolution
+    frames_read: int = 0  # frames in the stream, including the first T that have no score
+
+
+def fold_spectral_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every parametrized weight by its current (eval-mode) value, in place.
+
+    In eval mode a spectrally normalised weight is a constant, W / sigma with sigma from the stored power
+    iteration vectors, yet the parametrization recomputes it on every forward pass. PyTorch gives deep
+    copies of a parametrized module one shared generated class, so folding a copy breaks the others:
+    fold modules loaded afresh (``load_run``), not copies.
+    """
+    with torch.no_grad():
+        for m in list(module.modules()):
+            for name in list(getattr(m, "parametrizations", {}) or {}):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return module
+
+
+def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` made ready for scoring, in place: eval mode, spectral norm folded, moved to ``device``,
+    and on a CPU its weights channels-last.
+
+    Folding spectral norm saves recomputing every normalised weight on each call (the scores are
+    bit-identical). oneDNN, which runs PyTorch's CPU convolutions, works channels-last: with NCHW tensors
+    each convolution reorders its input and output, with channels-last weights the activations stay
+    channels-last from layer to layer. At the ``cpu`` preset the full score got 1.19-1.30x faster at batch 1
+    (folding 1.08-1.10x of it) and 1.06-1.15x at batch 16 over two runs of bench/score_throughput.py.
+    """
+    module = fold_spectral_norm(module.eval()).to(device)
+    if device.type == "cpu":
+        module.to(memory_format=torch.channels_last)
+    return module
+
+
+def judge(
+    D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig, past: torch.Tensor | None
+) -> ScoreBatch:
+    """D's verdict on a window: every variant's score and the pixel map from one D pass over xi.
+
+    ``past`` (B, T, C, H, W) are the window's past frames, which a D with ``model.d_context`` > 0 judges the
+    frame after (it sees the same past beside xi and beside G(x)); the paper's single-frame D ignores them.
+
+    Of D on the prediction G(x) the score needs only F2 (equation 5), so only D's first two layers run on it:
+    the discriminator adds one pass, not two, to the generator's cost.
+    Shared by the plain scorer, the cached streaming scorer and the exported graph, so all three score alike.
+    """
+    return score_batch(target, pred, D(target, past), D.features2(pred, past), cfg)
 
 
 class WindowEngine:
@@ -32,30 +95,52 @@ class WindowEngine:
 
     calibration: dict | None = None  # the run's fitted threshold and normal-score statistics, when known
 
-    def __init__(self, cfg: Config, device: str | torch.device = "cpu"):
+    def __init__(
+        self, cfg: Config, device: str | torch.device = "cpu", variants: tuple[str, ...] | None = None
+    ):
         if cfg.score.variant not in VARIANTS:
             raise StvadError(f"score.variant must be one of {', '.join(VARIANTS)}, got '{cfg.score.variant}'")
         self.cfg = cfg
         self.T = cfg.data.T
         self.variant = cfg.score.variant
+        # the scores each window gets: ``score.variant`` alone by default; the copy-last floor may be one
+        self._variants = None if variants is None else tuple(variants)
+        unknown = [v for v in self.variants if v not in (*VARIANTS, COPY_LAST)]
+        if unknown or not self.variants:
+            raise StvadError(f"unknown score variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
         self.device = torch.device(device)
         self._ring: Features | None = None
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The scores each window gets (``score.variant`` alone unless the engine was built with more)."""
+        return (self.variant,) if self._variants is None else self._variants
 
     def encode_frames(self, x: torch.Tensor) -> Features:
         """(N, C, H, W) frames in [-1, 1] -> per-frame states, one (N, ...) tensor per entry."""
         raise NotImplementedError
 
-    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """States stacked over M windows, (M, T, ...) each, and the targets -> scores (M,), maps (M, H, W)."""
+    def judge_windows(
+        self, windows: Features, target: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """States stacked over M windows, (M, T, ...) each, and the targets -> scores (variant -> (M,)) of
+        ``self.variants``, maps (M, H, W)."""
         raise NotImplementedError
 
     def reset(self) -> None:
         """Forget the past (after a break in the stream): the next T frames only refill the ring."""
         self._ring = None
 
-    @torch.no_grad()
     def push(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) and maps (M, H, W).
+        """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) of ``score.variant`` and
+        maps (M, H, W); see :meth:`push_all`."""
+        scores, amap = self.push_all(frames)
+        return scores[self.variant], amap
+
+    @torch.no_grad()
+    def push_all(self, frames: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The next N frames, uint8 (N, H, W, C) at model size -> scores (variant -> (M,)) of
+        ``self.variants`` and maps (M, H, W).
 
         The results belong to the last M of the N frames: those with T frames before them since the last
         reset (M = N once the ring is full).
@@ -68,37 +153,149 @@ class WindowEngine:
         self._ring = tuple(s[-self.T :].clone() for s in state)
         m = state[0].shape[0] - self.T
         if m <= 0:
-            return np.zeros(0, np.float32), np.zeros((0, *x.shape[-2:]), np.float32)
-        score, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
+            return {v: np.zeros(0, np.float32) for v in self.variants}, np.zeros(
+                (0, *x.shape[-2:]), np.float32
+            )
+        scores, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
         # the scores copied out of torch's tensor: callers keep them (score_frames), and a kept view pins
         # a small block among each call's large temporaries, which fragments the heap so that memory grows
-        return score.float().cpu().numpy().copy(), amap.float().cpu().numpy()
+        # by ~25 KB a frame (bench/score_memory.py)
+        return {v: s.float().cpu().numpy().copy() for v, s in scores.items()}, amap.float().cpu().numpy()
 
 
 class TorchEngine(WindowEngine):
     """The trained G and D in PyTorch; each frame goes through G's encoder once.
 
-    A discriminator conditioned on past frames (``model.d_context`` > 0) also needs the frames themselves,
-    so then each frame's state is G's features plus the frame.
+    A discriminator conditioned on past frames (``model.d_context`` > 0) and the copy-last floor also need
+    the frames themselves, so then each frame's state is G's features plus the frame. When no variant asked
+    for needs the discriminator (``only-stn``, ``psnr``), D is not run.
     """
 
-    def __init__(self, run: LoadedRun, device: str | torch.device = "cpu"):
-        super().__init__(run.config, device)
+    def __init__(
+        self, run: LoadedRun, device: str | torch.device = "cpu", variants: tuple[str, ...] | None = None
+    ):
+        super().__init__(run.config, device, variants)
         self.G = prepare(run.generator, self.device)
         self.D = prepare(run.discriminator, self.device)
-        self.keep_frames = self.cfg.model.d_context > 0
+        self.keep_frames = self.cfg.model.d_context > 0 or COPY_LAST in self.variants
+
+    @property
+    def use_d(self) -> bool:
+        return any(v in NEEDS_D for v in self.variants)
 
     def encode_frames(self, x: torch.Tensor) -> Features:
         feats = self.G.encode_frames(x)
         return (*feats, x) if self.keep_frames else feats
 
-    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def judge_windows(
+        self, windows: Features, target: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        past = None
         if self.keep_frames:
             windows, past = windows[:-1], windows[-1]
+        pred = self.G.predict_from_features(windows)
+        sc = self.cfg.score
+        if self.use_d:  # the single-frame D does not look at the past frames
+            sb = judge(self.D, target, pred, sc, past if self.cfg.model.d_context > 0 else None)
         else:
-            past = None  # the single-frame D does not look at the past frames
-        sb = judge(self.D, target, self.G.predict_from_features(windows), self.cfg.score, past)
-        return sb.scores[self.variant], sb.anomaly_map
+            sb = score_prediction(target, pred, sc)
+        scores = {v: sb.scores[v] for v in self.variants if v != COPY_LAST}
+        if COPY_LAST in self.variants:
+            scores[COPY_LAST] = psnr_score(target, past[:, -1], sc)
+        return scores, sb.anomaly_map
+
+
+class Scorer:
+    """Scores whole videos with a loaded run, every variant at once: the path of ``stvad eval`` and of
+    calibration, on the same engine as the rest (a :class:`TorchEngine` asked for ``variants`` and the
+    copy-last floor).
+
+    ``variants`` picks the scores to compute (default: all, from one G + D pass). When none of them needs
+    the discriminator (``only-stn``, ``psnr``), D is not run at all. The run's modules are made ready for
+    scoring in place (:func:`prepare`), so the run is for scoring afterwards, not for training.
+    ``cfg`` may be replaced (``scorer.cfg = scorer.cfg.with_score(...)``) to score differently.
+    """
+
+    def __init__(
+        self,
+        run: LoadedRun,
+        batch_size: int = 16,
+        device: str | torch.device = "cpu",
+        variants: Sequence[str] | None = None,
+    ):
+        self.variants = tuple(VARIANTS if variants is None else variants)
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise StvadError(f"unknown score variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
+        self.run = run
+        self.batch_size = batch_size
+        self.engine = TorchEngine(run, device, variants=(*self.variants, COPY_LAST))
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, which: str = "best", **kw) -> Scorer:
+        return cls(load_run(run_dir, which=which), **kw)
+
+    @property
+    def cfg(self) -> Config:
+        return self.engine.cfg
+
+    @cfg.setter
+    def cfg(self, cfg: Config) -> None:
+        self.engine.cfg, self.engine.variant = cfg, cfg.score.variant
+
+    @property
+    def G(self) -> torch.nn.Module:
+        return self.engine.G
+
+    @property
+    def D(self) -> torch.nn.Module:
+        return self.engine.D
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def use_d(self) -> bool:
+        return self.engine.use_d
+
+    @property
+    def T(self) -> int:
+        return self.cfg.data.T
+
+    def frames(self, source: FrameSource, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        return source.frames(self.cfg.data.size, self.cfg.data.channels, start=start, stop=stop)
+
+    @torch.no_grad()
+    def score_windows(
+        self, past: np.ndarray, target: np.ndarray
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Windows given one by one, not as a stream: past uint8 (B, T, H, W, C), target uint8 (B, H, W, C)
+        -> (variant -> (B,), maps (B, H, W)). G runs on each whole window (the reference the engine's
+        feature reuse is tested against, and the way to score windows that are not consecutive)."""
+        x = to_model(past).to(self.device)  # (B, T, C, H, W)
+        y = to_model(target).to(self.device)  # (B, C, H, W)
+        pred = self.G(x)
+        sc = self.cfg.score
+        sb = judge(self.D, y, pred, sc, x) if self.use_d else score_prediction(y, pred, sc)
+        scores = {k: sb.scores[k] for k in self.variants}
+        scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
+        return scores, sb.anomaly_map
+
+    def score_frames(
+        self, frames: Iterable[np.ndarray], name: str = "", keep_maps: bool = False, progress: bool = False
+    ) -> SourceScores:
+        """Score every frame after the first T of a frame stream (uint8 HxWxC at model size), once each."""
+        if progress:
+            frames = tqdm(frames, desc=f"scoring {name}".strip(), unit="frame", leave=False)
+        return score_frames(self.engine, frames, keep_maps=keep_maps, chunk=self.batch_size, name=name)
+
+    def score_source(
+        self, source: FrameSource, keep_maps: bool = False, progress: bool = False
+    ) -> SourceScores:
+        return self.score_frames(
+            self.frames(source), name=source.name, keep_maps=keep_maps, progress=progress
+        )
 
 
 def run_folder(run: str | os.PathLike) -> Path:
@@ -108,23 +305,27 @@ def run_folder(run: str | os.PathLike) -> Path:
 
 
 def score_frames(
-    engine: WindowEngine, frames: Iterable[np.ndarray], keep_maps: bool = False, chunk: int = 16
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Score a finite stream of model-size frames from a fresh start.
-
-    Returns (frame numbers (n,), scores (n,), maps (n, H, W) float16 or None, frames read).
-    """
+    engine: WindowEngine,
+    frames: Iterable[np.ndarray],
+    keep_maps: bool = False,
+    chunk: int = 16,
+    name: str = "",
+) -> SourceScores:
+    """Score a finite stream of model-size frames from a fresh start, ``chunk`` frames a call: every
+    variant of ``engine.variants``, the maps (float16) with ``keep_maps``, and the count of frames read."""
     engine.reset()
     index: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {v: [] for v in engine.variants}
     maps: list[np.ndarray] = []
     batch: list[np.ndarray] = []
     seen = 0
 
     def flush() -> None:
-        score, amap = engine.push(np.stack(batch))
-        index.append(np.arange(seen - len(score), seen))
-        scores.append(score)
+        scores, amap = engine.push_all(np.stack(batch))
+        n = len(next(iter(scores.values())))
+        index.append(np.arange(seen - n, seen))
+        for v, sc in scores.items():
+            parts[v].append(sc)
         if keep_maps:
             maps.append(amap.astype(np.float16))
         batch.clear()
@@ -137,12 +338,10 @@ def score_frames(
     if batch:
         flush()
     h, w = engine.cfg.data.size
-    return (
-        np.concatenate(index) if index else np.zeros(0, np.int64),
-        np.concatenate(scores).astype(np.float64) if scores else np.zeros(0),
-        (np.concatenate(maps) if maps else np.zeros((0, h, w), np.float16)) if keep_maps else None,
-        seen,
+    return SourceScores(
+        name=name,
+        index=np.concatenate(index) if index else np.zeros(0, np.int64),
+        scores={v: np.concatenate(p) if p else np.zeros(0, np.float32) for v, p in parts.items()},
+        maps=(np.concatenate(maps) if maps else np.zeros((0, h, w), np.float16)) if keep_maps else None,
+        frames_read=seen,
     )
-
-
-# ---------------------------------------------------------------- sources that come back

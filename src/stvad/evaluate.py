@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from stvad._io import atomic_write_json, check_writable
+from stvad.calibration import read_calibration
 from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.data.synth_events import event_types, read_events
+from stvad.engine import COPY_LAST, Scorer, SourceScores
 from stvad.errors import StvadError
-from stvad.inference import COPY_LAST, Scorer, SourceScores, read_calibration
 from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc
 from stvad.report import TopFrame, table_markdown, top_frames, write_report
 from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess

@@ -2,7 +2,7 @@
 
 The graph takes a window, ``past`` (1, T, C, H, W) and ``target`` (1, C, H, W), frames in [-1, 1], and
 returns the frame score of the configured variant (1,) and the pixel map (1, H, W): G's prediction, D's
-pass and equations 4-5 (:func:`stvad.inference.judge`), exactly as the PyTorch scorer computes them.
+pass and equations 4-5 (:func:`stvad.engine.judge`), exactly as the PyTorch scorer computes them.
 
 The batch is fixed at 1: PyTorch's TorchScript-based ONNX exporter (the only one usable without the
 optional ``onnxscript`` package) freezes the batch size that the generator reads from its input shape.
@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from stvad._io import check_writable
+from stvad.calibration import alarm_config, read_calibration
 from stvad.checkpoint import load_run
 from stvad.config import Config
-from stvad.engine import WindowEngine, run_folder
+from stvad.engine import WindowEngine, fold_spectral_norm, judge, run_folder
 from stvad.errors import StvadError
-from stvad.inference import alarm_config, fold_spectral_norm, judge, read_calibration
 from stvad.model import Features
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -63,7 +63,7 @@ class WindowScore(nn.Module):
 
 def window_score(run_dir: str | os.PathLike, which: str = "best") -> WindowScore:
     """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules); a
-    calibrated run's graph scores as its alarms do (:func:`stvad.inference.alarm_config`)."""
+    calibrated run's graph scores as its alarms do (:func:`stvad.calibration.alarm_config`)."""
     run = load_run(run_dir, which=which)
     folder = run_folder(run_dir)
     cfg = alarm_config(run.config, read_calibration(folder) if folder.is_dir() else None)
@@ -211,6 +211,7 @@ class OnnxEngine(WindowEngine):
         meta = self.session.get_modelmeta().custom_metadata_map
         if "stvad_config" not in meta:
             raise StvadError("not an stvad export (no stvad_config metadata)", path)
+        # the graph computes one score, its config's variant
         super().__init__(Config.from_dict(_metadata(meta, "stvad_config", path), source=str(path)))
         calibration = _metadata(meta, "stvad_calibration", path)
         if calibration is not None and not isinstance(calibration.get("threshold"), (int, float)):
@@ -231,7 +232,9 @@ class OnnxEngine(WindowEngine):
     def encode_frames(self, x: torch.Tensor) -> Features:
         return (x,)
 
-    def judge_windows(self, windows: Features, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def judge_windows(
+        self, windows: Features, target: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         past = windows[0]  # (M, T, C, H, W)
         results = [self.run(past[i : i + 1], target[i : i + 1]) for i in range(len(target))]
-        return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])
+        return {self.variant: torch.cat([r[0] for r in results])}, torch.cat([r[1] for r in results])

@@ -1,9 +1,9 @@
 """Online scoring for live footage (``stvad watch``): each frame encoded once, events as JSON lines.
 
-The plain scorer (:class:`stvad.inference.Scorer`) runs G on whole windows, so every frame goes through
-G's per-frame encoder T times. Here a frame is encoded once (``G.encode_frames``) and its features are kept
-in a ring of the last T feature sets that every window containing the frame reuses; only the ConvLSTM, the
-decoder and D run per window. The scores equal the plain path up to float rounding (tests/test_stream.py).
+Frames go through the scoring engine (:mod:`stvad.engine`) one at a time as they arrive: a frame is
+encoded once (``G.encode_frames``) and its features are kept in a ring of the last T feature sets that
+every window containing the frame reuses; only the ConvLSTM, the decoder and D run per window. The scores
+equal those of G run on each whole window up to float rounding (tests/test_stream.py).
 
 Memory stays flat however long a stream runs: the ring holds T feature sets, the event tracker at most one
 open event, and nothing else accumulates. A live camera or network stream that drops is reopened with
@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import torch
 
+from stvad.calibration import alarm_config, read_calibration
 from stvad.checkpoint import load_run
 from stvad.data.sources import STREAM_SCHEMES, FrameSource, open_source, resize_frame
 from stvad.engine import TorchEngine, WindowEngine, run_folder
 from stvad.errors import StvadError
 from stvad.events import ASSUMED_FPS, MERGE_GAP_S, MIN_EVENT_S, EventLog, EventTracker
-from stvad.inference import alarm_config, read_calibration
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -192,7 +192,7 @@ def watch(
     if threshold is None:
         if engine.calibration is None:
             raise StvadError(
-                "no threshold: the run has no calibration.json (fit one with stvad.inference.calibrate or "
+                "no threshold: the run has no calibration.json (fit one with stvad.calibration.calibrate or "
                 "Detector.calibrate) and no --threshold was given",
                 run,
             )

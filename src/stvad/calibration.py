@@ -1,0 +1,114 @@
+"""The alarm threshold, fitted on held-out *normal* clips (never on test labels), with how alarms score.
+
+:func:`calibrate` scores the run's held-out normal clips (and any normal footage given) through the
+scoring engine (:class:`stvad.engine.Scorer`) and stores the threshold in ``RUN/calibration.json``;
+:func:`alarm_config` gives every alarm path the scoring the threshold was fitted with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from stvad._io import atomic_write_json
+from stvad.config import Config
+from stvad.engine import Scorer
+from stvad.errors import StvadError
+
+CALIBRATION_FILE = "calibration.json"
+# How an alarm scores a frame, fitted with its threshold: the worst window of half the frame's shorter side
+# instead of the whole frame's sum (equation 4, which benchmarks keep). A frame sum grows with the number
+# of people moving, so a threshold fitted on a quiet stretch of footage fires all through a busy one; the
+# worst window measures the most abnormal place. Chosen on normal footage (bench/footage_alarms.py).
+ALARM_SCORE = ("score.aggregate=patch-max", "score.patch=0.5")
+ALARM_KEYS = ("aggregate", "patch")  # the score settings a calibration records and alarms then use
+
+
+def calibrate(
+    run_dir: str | os.PathLike,
+    quantile: float | None = None,
+    progress: bool = False,
+    scorer: Scorer | None = None,
+    sources: Sequence[str | os.PathLike] = (),
+    score_set: Sequence[str] = ALARM_SCORE,
+) -> dict:
+    """Fit the alarm threshold on the run's held-out normal validation clips and store it in the run.
+
+    The threshold is a quantile (``score.threshold_quantile``) of the raw ``score.variant`` scores of
+    normal frames, with their mean and standard deviation, so that live scores are comparable across
+    videos without test-set normalisation. ``sources`` (video files or frame folders of normal footage not
+    used in training) are scored whole and added to those frames. When the frames are too few for the
+    quantile (fewer than 10 above it), the result carries a ``warning``.
+
+    ``score_set`` (``score.KEY=VALUE``) says how alarms score a frame (:data:`ALARM_SCORE` by default);
+    the calibration records it under ``score`` and every alarm path (``watch``, ``score``, ``predict``, the
+    exported graph) scores with it (:func:`alarm_config`), so the threshold and the live scores agree.
+    """
+    from stvad.data.layouts import open_dataset
+    from stvad.data.sources import open_source
+    from stvad.data.windows import split_train_val
+
+    run_dir = Path(run_dir)
+    scorer = scorer or Scorer.from_run(run_dir)
+    scorer.cfg = cfg = scorer.cfg.with_score(score_set)
+    q = cfg.score.threshold_quantile if quantile is None else quantile
+    data_root = scorer.run.meta.get("data_root")
+    ds = open_dataset(data_root, layout=cfg.data.layout)
+    _, val_clips = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    extra = [open_source(s) for s in sources]  # every one readable before any is scored
+    clips = [*val_clips, *((src, 0, None) for src in extra)]
+    normal = np.concatenate(
+        [
+            scorer.score_frames(scorer.frames(src, start, stop), name=src.name, progress=progress).scores[
+                cfg.score.variant
+            ]
+            for src, start, stop in clips
+        ]
+    )
+    cal = {
+        "variant": cfg.score.variant,
+        "score": {k: getattr(cfg.score, k) for k in ALARM_KEYS},
+        "quantile": q,
+        "threshold": float(np.quantile(normal, q)),
+        "normal_mean": float(normal.mean()),
+        "normal_std": float(normal.std()),
+        "normal_max": float(normal.max()),
+        "frames": int(normal.size),
+        "source": "the held-out tail of each normal training video"
+        + "".join(f"; {src.path}" for src in extra),
+    }
+    above = normal.size * (1 - q)
+    if above < 10:
+        cal["warning"] = (
+            f"{normal.size} normal frames give only {above:.1f} above the {q} quantile, so the threshold is "
+            "close to the largest normal score; add normal footage (stvad calibrate RUN VIDEO ...) or lower "
+            "--quantile"
+        )
+    atomic_write_json(run_dir / CALIBRATION_FILE, cal)
+    return cal
+
+
+def alarm_config(cfg: Config, calibration: dict | None) -> Config:
+    """``cfg`` scoring as the calibration's alarms do (its recorded ``score`` settings); unchanged without
+    a calibration, or for one fitted before calibrations recorded them (those scored with ``cfg``)."""
+    if not calibration or not isinstance(calibration.get("score"), dict):
+        return cfg
+    return cfg.with_score([f"score.{k}={v}" for k, v in calibration["score"].items() if k in ALARM_KEYS])
+
+
+def read_calibration(run_dir: str | os.PathLike) -> dict | None:
+    """The run's stored calibration (see :func:`calibrate`), or None when it has not been fitted yet."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        cal = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise StvadError(f"unreadable calibration ({e})", path) from e
+    if not isinstance(cal, dict) or not isinstance(cal.get("threshold"), (int, float)):
+        raise StvadError("calibration has no numeric 'threshold'", path)
+    return cal

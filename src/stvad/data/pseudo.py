@@ -1,0 +1,88 @@
+"""Pseudo-anomalies made from normal clips, for choosing settings without test labels.
+
+Real anomalies are local: one person running, one bicycle. So each pseudo-anomaly changes one box of a
+normal window, about a pedestrian's size, placed where the change is largest (a window whose box barely
+changes gets none: it would be a normal window labelled anomalous):
+
+- ``speedup_windows``: inside the box the past frames are taken 2 apart (t-2T..t-2), so what moves there
+  moves twice as fast as anything in training; the target stays the real frame t. After the skip-frame
+  pseudo-anomalies of Astrid et al. ("Learning Not to Reconstruct Anomalies", BMVC 2021), kept local.
+- ``reversal_windows``: inside the box the past runs backwards in time (t+T..t+1), so what moves there
+  moves the wrong way into the real frame t; after Astrid et al.'s moving-backward pseudo-anomalies
+  (BMVC 2022), kept local.
+
+Both yield ``(t, past, pseudo_past, target)`` with pasts (T, H, W, C) uint8, deterministic for a spec's
+seed and the clip's number. Training's own pseudo-anomalies (``train.pseudo_skip``: the whole frame k
+ahead) are a different kind, so a choice made on these does not reward a model for recognising the
+exact fakes it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+
+@dataclass(frozen=True)
+class PseudoSpec:
+    """Defaults: about one pedestrian (5-10% of the frame's shorter side), twice its speed."""
+
+    speeds: tuple[int, ...] = (2,)  # speed-up factors, drawn per window
+    box: tuple[float, float] = (0.05, 0.1)  # box side range, fraction of the frame's shorter side
+    min_change: float = 2.0  # mean |pseudo past - normal past| inside the box, grey levels, to keep one
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _boxed(
+    past: np.ndarray, other: np.ndarray, side: int, min_change: float
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """``past`` with the box of ``side`` where ``other`` differs most from it taken from ``other``; None
+    when that box changes by less than ``min_change`` grey levels on average."""
+    h, w = past.shape[1:3]
+    change = np.abs(other.astype(np.float32) - past.astype(np.float32)).mean(axis=(0, 3))  # (H, W)
+    local = uniform_filter(change, size=side, mode="constant")
+    r, c = np.unravel_index(int(np.argmax(local)), local.shape)
+    r0 = int(np.clip(r - side // 2, 0, h - side))
+    c0 = int(np.clip(c - side // 2, 0, w - side))
+    if change[r0 : r0 + side, c0 : c0 + side].mean() < min_change:
+        return None
+    pseudo = past.copy()
+    pseudo[:, r0 : r0 + side, c0 : c0 + side] = other[:, r0 : r0 + side, c0 : c0 + side]
+    return pseudo, (r0, c0)
+
+
+def speedup_windows(
+    frames: np.ndarray, T: int, spec: PseudoSpec, clip_seed: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Over a clip's frames (n, H, W, C) uint8: windows whose past is sped up inside one box."""
+    n, h, w = frames.shape[:3]
+    rng = np.random.default_rng([spec.seed, clip_seed])
+    for t in range(min(spec.speeds) * T, n):
+        speed = int(rng.choice(spec.speeds))
+        side = max(2, round(rng.uniform(*spec.box) * min(h, w)))
+        if t - speed * T < 0:
+            continue
+        past = frames[t - T : t]
+        got = _boxed(past, frames[t - speed * T : t : speed], side, spec.min_change)
+        if got is not None:
+            yield t, past, got[0], frames[t]
+
+
+def reversal_windows(
+    frames: np.ndarray, T: int, spec: PseudoSpec, clip_seed: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Over a clip's frames (n, H, W, C) uint8: windows whose past runs backwards inside one box."""
+    n, h, w = frames.shape[:3]
+    rng = np.random.default_rng([spec.seed, clip_seed, 1])
+    for t in range(T, n - T):
+        side = max(2, round(rng.uniform(*spec.box) * min(h, w)))
+        past = frames[t - T : t]
+        got = _boxed(past, frames[t + T : t : -1], side, spec.min_change)
+        if got is not None:
+            yield t, past, got[0], frames[t]
