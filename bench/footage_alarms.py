@@ -17,7 +17,9 @@ or the worst window of side 1/8, 1/4 or 1/2 of the frame; ``--candidates``) is c
 held-out tail and judged by the fraction of the held-out normal footage above its threshold; with --synth
 and --labelled RUN DATA (a benchmark run and its data, such as a Ped2 run) also by the fraction of those
 sets' normal test frames above their thresholds and by their micro AUROC without normalisation (as an
-alarm sees scores), so that a choice that quiets normal footage is seen to keep its detections.
+alarm sees scores), so that a choice that quiets normal footage is seen to keep its detections. On the
+labelled sets the event settings are measured too: the fraction of labelled anomalies that an event
+overlaps, how late the first one starts, and the events that overlap no anomalous frame.
 
 Everything is reused when present (the run is resumed if interrupted).
 Writes bench/results/footage_alarms.json.
@@ -51,6 +53,8 @@ OUT = ROOT / "bench" / "results" / "footage_alarms.json"
 SWEEP_MIN_S = (0.0, 0.3, 0.5, 1.0, 2.0)
 SWEEP_GAP_S = (0.0, 0.5, 1.0, 2.0)
 CANDIDATES = ("sum", "patch-max:0.125", "patch-max:0.25", "patch-max:0.5")
+DEFAULT_CANDIDATE = "patch-max:0.5"  # ALARM_SCORE
+LABELLED_FPS = 10.0  # the synthetic set's and UCSD's frame rate
 
 
 def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, float]:
@@ -77,13 +81,59 @@ def split_video(video: Path, n_train: int, folder: Path) -> tuple[Path, Path, fl
     return head, tail, fps
 
 
-def events(scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s: float) -> int:
+def event_spans(
+    scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s: float
+) -> list[tuple[int, int]]:
+    """(first, last) positions in ``scores`` of the events `stvad watch` would raise with these settings."""
     tracker = EventTracker.in_seconds(threshold, fps, min_s, gap_s)
     amap = np.zeros((1, 1), np.float32)
-    for i, s in enumerate(scores):
-        tracker.update(i, None, float(s), amap, (1, 1))
-    tracker.close()
-    return tracker.count
+    spans = [tracker.update(i, None, float(s), amap, (1, 1)) for i, s in enumerate(scores)] + [
+        tracker.close()
+    ]
+    return [(e["start_frame"], e["end_frame"]) for e in spans if e is not None]
+
+
+def events(scores: np.ndarray, threshold: float, fps: float, min_s: float, gap_s: float) -> int:
+    return len(event_spans(scores, threshold, fps, min_s, gap_s))
+
+
+def runs_of_ones(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions of each run of 1s: the labelled anomalies of a test video."""
+    edges = np.diff(np.r_[0, labels.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def event_settings_on_labels(ts: list[np.ndarray], labels: list[np.ndarray], thr: float, fps: float) -> list:
+    """Per event setting, on a labelled test set: the fraction of labelled anomalies (runs of anomalous
+    frames) that some event overlaps, its delay (frames from the anomaly's start to the first event on
+    it, median), and the events that overlap no anomalous frame, per minute of the set's normal frames."""
+    rows = []
+    for m in SWEEP_MIN_S:
+        for g in SWEEP_GAP_S:
+            found, delays, false, normal = 0, [], 0, 0
+            n_anom = 0
+            for t, lab in zip(ts, labels):
+                spans = event_spans(t, thr, fps, m, g)
+                anomalies = runs_of_ones(lab)
+                n_anom += len(anomalies)
+                for a0, a1 in anomalies:
+                    hits = [e0 for e0, e1 in spans if e0 <= a1 and e1 >= a0]
+                    if hits:
+                        found += 1
+                        delays.append(max(min(hits) - a0, 0))
+                false += sum(not lab[e0 : e1 + 1].any() for e0, e1 in spans)
+                normal += int((lab == 0).sum())
+            rows.append(
+                {
+                    "min_event_s": m,
+                    "merge_gap_s": g,
+                    "anomalies": n_anom,
+                    "anomalies_found": found / max(n_anom, 1),
+                    "median_delay_frames": float(np.median(delays)) if delays else None,
+                    "false_events_per_normal_minute": false / (normal / fps / 60) if normal else None,
+                }
+            )
+    return rows
 
 
 def candidate_config(name: str) -> ScoreConfig:
@@ -106,15 +156,16 @@ def calibration_maps(scorer: Scorer) -> np.ndarray:
     )
 
 
-def labelled_sweep(run: Path, data: Path, candidates, q: float) -> dict:
+def labelled_sweep(run: Path, data: Path, candidates, q: float, fps: float) -> tuple[dict, list]:
     """Per candidate: normal test frames above the threshold fitted on the run's held-out tail, and the
-    micro AUROC of the raw scores (no per-video normalisation: an alarm has none)."""
+    micro AUROC of the raw scores (no per-video normalisation: an alarm has none); and, for the default
+    alarm score, what each event setting finds (:func:`event_settings_on_labels`)."""
     scorer = Scorer.from_run(run)
     cal = calibration_maps(scorer)
     videos = open_dataset(data).test
     scored = [scorer.score_source(v.source, keep_maps=True) for v in videos]
     labels = [np.asarray(v.labels)[s.index].astype(np.uint8) for v, s in zip(videos, scored)]
-    out = {}
+    out, settings = {}, []
     for name in candidates:
         thr = float(np.quantile(frame_scores(cal, name), q))
         ts = [frame_scores(s.maps, name) for s in scored]
@@ -124,7 +175,9 @@ def labelled_sweep(run: Path, data: Path, candidates, q: float) -> dict:
             "normal_fraction_above": float((normal > thr).mean()),
             "auroc_micro_raw": float(auroc_micro(ts, labels)),
         }
-    return out
+        if name == DEFAULT_CANDIDATE:
+            settings = event_settings_on_labels(ts, labels, thr, fps)
+    return out, settings
 
 
 def main() -> None:
@@ -169,8 +222,10 @@ def main() -> None:
         }
     labelled = [(Path(a.synth) / "run", Path(a.synth) / "data")] if a.synth else []
     labelled += [(Path(r), Path(d)) for r, d in a.labelled]
+    event_settings = {}
     for r, d in labelled:
-        for name, row in labelled_sweep(r, d, a.candidates, cal["quantile"]).items():
+        rows, event_settings[str(d)] = labelled_sweep(r, d, a.candidates, cal["quantile"], LABELLED_FPS)
+        for name, row in rows.items():
             sweep[name][str(d)] = row
     result = {
         "video": str(a.video),
@@ -196,6 +251,7 @@ def main() -> None:
         ],
         "alarm_score": list(ALARM_SCORE),
         "alarm_score_candidates": sweep,
+        "event_settings_on_labelled_sets": event_settings,
         "command": " ".join(["python bench/footage_alarms.py", *sys.argv[1:]]),
     }
     if a.synth:
@@ -236,6 +292,19 @@ def main() -> None:
         for d in sets:
             line += f"  {row[d]['normal_fraction_above']:>18.1%} {100 * row[d]['auroc_micro_raw']:>10.1f}"
         print(line)
+    for d, rows in event_settings.items():
+        print(f"event settings on {d} (default alarm score): anomalies found, median delay, false events/min")
+        print("min \\ gap " + " ".join(f"{g:>16}" for g in SWEEP_GAP_S))
+        it = iter(rows)
+        for m in SWEEP_MIN_S:
+            cells = []
+            for _ in SWEEP_GAP_S:
+                r = next(it)
+                delay = "-" if r["median_delay_frames"] is None else f"{r['median_delay_frames']:.0f}"
+                cells.append(
+                    f"{r['anomalies_found']:>5.0%} {delay:>3} {r['false_events_per_normal_minute']:>6.1f}"
+                )
+            print(f"{m:>9} " + " ".join(f"{c:>16}" for c in cells))
     print(f"wrote {a.json}")
 
 

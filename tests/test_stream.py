@@ -15,6 +15,7 @@ from conftest import SQUARE_ANOMALY, SQUARE_SIZE, SQUARE_TEST_FRAMES, square_pos
 from stvad.checkpoint import LoadedRun, load_run
 from stvad.cli import main
 from stvad.config import preset
+from stvad.data.follow import Backoff, Follow
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import FrameSource
 from stvad.data.windows import iter_windows
@@ -23,7 +24,7 @@ from stvad.errors import StvadError
 from stvad.events import EventTracker, anomaly_box
 from stvad.model import build_discriminator, build_generator
 from stvad.scoring import VARIANTS
-from stvad.stream import Backoff, Follow, watch
+from stvad.stream import watch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -249,7 +250,7 @@ def test_dropped_stream_reconnects_with_bounded_backoff(monkeypatch):
         StvadError("connection refused"),
         FakeStream(5),
     ]
-    monkeypatch.setattr("stvad.stream.open_source", scripted_open(script))
+    monkeypatch.setattr("stvad.data.follow.open_source", scripted_open(script))
     reports, sleeps = [], []
     backoff = Backoff(initial=0.5, maximum=1.5, retries=4)
     follow = Follow(
@@ -272,24 +273,24 @@ def test_dropped_stream_reconnects_with_bounded_backoff(monkeypatch):
 
 def test_a_stream_unreachable_at_start_gets_the_same_backoff(monkeypatch):
     monkeypatch.setattr(
-        "stvad.stream.open_source",
+        "stvad.data.follow.open_source",
         scripted_open([StvadError("refused"), StvadError("refused"), FakeStream(3)]),
     )
     reports, sleeps = [], []
     follow = Follow(URL, backoff=Backoff(0.5, 1.5, 4), report=reports.append, sleep=sleeps.append)
     assert len(list(itertools.islice(follow, 3))) == 3 and sleeps == [0.5, 1.0]
     assert [r["type"] for r in reports][:3] == ["reconnect", "reconnect", "reconnected"]
-    monkeypatch.setattr("stvad.stream.open_source", scripted_open([]))  # never reachable
+    monkeypatch.setattr("stvad.data.follow.open_source", scripted_open([]))  # never reachable
     with pytest.raises(StvadError, match="stream unreachable: no connection after 2 attempts"):
         Follow(URL, backoff=Backoff(0.01, 0.01, 2), sleep=lambda s: None)
     # a file, a folder or a camera that cannot be opened fails at once
-    monkeypatch.setattr("stvad.stream.open_source", scripted_open([StvadError("no such file")]))
+    monkeypatch.setattr("stvad.data.follow.open_source", scripted_open([StvadError("no such file")]))
     with pytest.raises(StvadError, match="no such file"):
         Follow("missing.avi", sleep=lambda s: pytest.fail("no retry for a file"))
 
 
 def test_watch_reports_reconnections_and_gives_up(monkeypatch, square_run, tmp_path):
-    monkeypatch.setattr("stvad.stream.open_source", scripted_open([FakeStream(12), FakeStream(12)]))
+    monkeypatch.setattr("stvad.data.follow.open_source", scripted_open([FakeStream(12), FakeStream(12)]))
     monkeypatch.setattr("stvad.stream.time.sleep", lambda s: None)
     events = tmp_path / "events.jsonl"
     with pytest.raises(StvadError, match="stream lost"):
@@ -314,6 +315,6 @@ def test_a_file_that_fails_to_decode_is_an_error_not_a_reconnect(monkeypatch):
             yield np.zeros((8, 8, 3), np.uint8)
             raise StvadError("frame 1 of 9 could not be decoded", "clip.avi")
 
-    monkeypatch.setattr("stvad.stream.open_source", scripted_open([Broken(1)]))
+    monkeypatch.setattr("stvad.data.follow.open_source", scripted_open([Broken(1)]))
     with pytest.raises(StvadError, match="could not be decoded"):
         list(Follow("clip.avi"))
