@@ -176,3 +176,21 @@ def test_eval_refuses_to_change_what_the_run_learned(tiny_run, synth_small, caps
     assert main(["eval", str(tiny_run), str(synth_small), "--set", "model.g_width=8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "only score.* settings" in err[0]
+
+
+def test_a_compared_run_adds_its_rows_beside_the_run(tiny_run, synth_small, tmp_path, capsys):
+    """`stvad eval RUN DATA --compare OTHER`: the other run's full, only-stn, dmap and f2 rows, tagged (by
+    its folder here, since both runs share a preset), in the table, the JSON and the per-type table."""
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_run, twin)
+    out = tmp_path / "e.json"
+    assert main(["eval", str(tiny_run), str(synth_small), "--compare", str(twin), "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    for v in ("full", "only-stn", "dmap", "f2"):
+        row = f"{v} [twin]"
+        assert f"| {row} |" in table and row in res["by_event_type"]
+        # the same weights scored the same way: the same numbers as the run's own rows
+        assert res["results"][row]["auroc_micro"] == pytest.approx(res["results"][v]["auroc_micro"], abs=1e-9)
+    assert res["protocol"]["compared_runs"] == [str(twin)]

@@ -121,6 +121,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         a.run,
         a.data,
         baseline_run=a.baseline,
+        compare_runs=a.compare or (),
         json_path=a.json,
         report_dir=a.report,
         smoothing_sigma=a.sigma,
@@ -296,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="a training run folder (or one of its checkpoints)")
     ev.add_argument("data", help="the benchmark folder with the test videos and their labels")
     ev.add_argument("--baseline", default=None, help="a run of the FFP-style baseline to add as a row")
+    ev.add_argument(
+        "--compare",
+        action="append",
+        metavar="RUN",
+        help="another run on the same data (such as the paper-faithful twin, --preset cpu-paper) whose "
+        "full, only-stn, dmap and f2 rows are added, tagged with its preset",
+    )
     ev.add_argument("--json", default=None, metavar="FILE", help="write the results and protocol here")
     ev.add_argument("--report", default=None, help="folder for the HTML report")
     ev.add_argument("--sigma", type=float, default=None, help="also report with temporal smoothing")

@@ -23,7 +23,7 @@ from stvad.calibration import read_calibration
 from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.data.synth_events import event_types, read_events
-from stvad.engine import COPY_LAST, Scorer, SourceScores
+from stvad.engine import COPY_LAST, Scorer, SourceScores, run_folder
 from stvad.errors import StvadError
 from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc
 from stvad.report import TopFrame, table_markdown, top_frames, write_report
@@ -31,6 +31,16 @@ from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess
 
 BASELINE = "ffp-baseline"
 ROW_ORDER = (*VARIANTS, BASELINE, COPY_LAST)
+COMPARED = ("full", "only-stn", "dmap", "f2")  # the rows another run (``compare_runs``) adds, each tagged
+
+
+def _rows(scores: dict) -> list[str]:
+    """Table order: this run's variants, the baseline, the floor, then the rows of compared runs."""
+    return [r for r in ROW_ORDER if r in scores] + [r for r in scores if r not in ROW_ORDER]
+
+
+def compared_row(variant: str, tag: str) -> str:
+    return f"{variant} [{tag}]"
 
 
 def _labels(video: Video, index: np.ndarray) -> np.ndarray:
@@ -67,9 +77,7 @@ def _results(
 ) -> dict[str, dict]:
     by_norm = evaluate_scores(scores, labels, NORMALISATIONS, sigma=sigma)
     out = {}
-    for variant in ROW_ORDER:
-        if variant not in by_norm:
-            continue
+    for variant in _rows(by_norm):
         m = by_norm[variant][primary]
         out[variant] = {
             "auroc_micro": m["auroc_micro"],
@@ -90,9 +98,7 @@ def _by_event_type(
     t_all, y_all = np.concatenate(types), np.concatenate(labels).astype(bool)
     kinds = sorted({k for k in t_all[y_all] if k})
     out: dict[str, dict] = {"frames": {k: int(((t_all == k) & y_all).sum()) for k in kinds}}
-    for row in ROW_ORDER:
-        if row not in scores:
-            continue
+    for row in _rows(scores):
         s_all = np.concatenate(postprocess(scores[row], primary, 0.0))
         out[row] = {}
         for k in kinds:
@@ -122,8 +128,13 @@ def evaluate(
     batch_size: int = 16,
     progress: bool = True,
     score_set: Sequence[str] = (),
+    compare_runs: Sequence[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Evaluate ``run`` on the test split of ``data``; returns the JSON dict plus ``table`` (Markdown).
+
+    ``compare_runs`` are other runs on the same data (the paper-faithful twin of a default run, say):
+    each adds its ``full``, ``only-stn``, ``dmap`` and ``f2`` rows, tagged with its preset (or its
+    folder's name when two share one), so one table holds both detectors.
 
     ``score_set`` are ``score.KEY=VALUE`` changes to how the run (and the baseline) is scored, such as
     ``score.aggregate=patch-max``; they are recorded in the protocol's ``score``.
@@ -160,6 +171,18 @@ def evaluate(
             raise StvadError(f"baseline uses T={base.T} but the run uses T={scorer.T}", baseline_run)
         scores[BASELINE] = [base.score_source(v.source, progress=progress).scores["psnr"] for v in videos]
 
+    others = [Scorer.from_run(r, batch_size=batch_size, variants=COMPARED) for r in compare_runs]
+    presets = [o.cfg.preset for o in others]
+    for r, other, preset_name in zip(compare_runs, others, presets):
+        other.cfg = other.cfg.with_score(score_set)
+        if other.T != scorer.T:
+            raise StvadError(f"the compared run uses T={other.T} but the run uses T={scorer.T}", r)
+        unique = presets.count(preset_name) == 1 and preset_name != cfg.preset
+        tag = preset_name if unique else run_folder(r).name
+        got = [other.score_source(v.source, progress=progress) for v in videos]
+        for variant in COMPARED:
+            scores[compared_row(variant, tag)] = [g.scores[variant] for g in got]
+
     primary = cfg.score.normalisation
     results = _results(scores, labels, primary, 0.0)
     pix = _pixel_auroc(videos, scored) if want_maps else None
@@ -187,6 +210,7 @@ def evaluate(
         "checkpoint": str(scorer.run.meta.get("checkpoint", run)),
         "step": scorer.run.meta.get("step"),
         "baseline_checkpoint": str(baseline_run) if baseline_run else None,
+        "compared_runs": [str(r) for r in compare_runs],
         "torch": torch.__version__,
         "machine": platform.platform(),
     }
