@@ -40,11 +40,11 @@ import torch
 
 from perf_common import cpu_model
 from stvad._io import atomic_write_json
-from stvad.checkpoint import run_config
-from stvad.config import Config, config_changes, preset
+from stvad.checkpoint import check_reusable
+from stvad.config import overrides_for_arch, preset
 from stvad.errors import StvadError
 from stvad.evaluate import BASELINE, evaluate
-from stvad.train import RESUMABLE_KEYS, train
+from stvad.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"
@@ -54,36 +54,11 @@ PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNA
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
 
 
-# config fields an architecture does not have: the FFP-style U-Net fuses all past frames at its input
-# (build_generator ignores g_skip_frames and g_residual) and its patch D judges one frame (build_discriminator
-# ignores the U-Net D's d_context, d_input and d_residual).
-# Overrides of these fields do not reach the baseline, and a finished run is reused whatever they hold.
-UNUSED_BY_ARCH = {
-    "ffp": {"model.g_skip_frames", "model.g_residual", "model.d_context", "model.d_input", "model.d_residual"}
-}
-
-
-def overrides_for(arch: str, overrides: list[str]) -> list[str]:
-    """The ``--set KEY=VALUE`` overrides that apply to ``arch``."""
-    unused = UNUSED_BY_ARCH.get(arch, set())
-    return [o for o in overrides if o.split("=", 1)[0].strip() not in unused]
-
-
-def check_reusable(run: Path, cfg: Config) -> None:
-    """Reuse a finished run only if it was trained with the config asked for now (a preset may have changed
-    since); otherwise stop, naming the differing fields, rather than report a stale run under a new name."""
-    ignore = UNUSED_BY_ARCH.get(cfg.model.arch, set()) | set(RESUMABLE_KEYS)
-    changed = config_changes(run_config(run), cfg, ignore)
-    if changed:
-        detail = ", ".join(f"{k}: {old!r} in the run, {new!r} asked for" for k, old, new in changed)
-        raise StvadError(f"finished run trained with another config ({detail}); use another --runs", run)
-
-
 def train_run(data: str, run: Path, preset_name: str, seed: int, arch: str, overrides: list[str]) -> float:
     """Train (or resume, or reuse) one run; returns the wall seconds of training summed over invocations."""
     times_file = run / "bench_times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else []
-    own = overrides_for(arch, overrides)
+    own = overrides_for_arch(arch, overrides)
     cfg = preset(preset_name).override([f"model.arch={arch}", f"train.seed={seed}", *own])
     if (run / "DONE").exists():
         check_reusable(run, cfg)
@@ -213,13 +188,22 @@ def render(result: dict, published: bool = True) -> str:
     return text + "\n".join(lines) + "\n"
 
 
-def update_readme(result: dict) -> None:
+def update_readme(result: dict, check: bool = False) -> None:
+    """Write the table rendered from ``result`` into the docs page; with ``check``, only say whether the
+    page holds it already (exit 1 when stale)."""
     text = README.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{README} has no {BEGIN} ... {END} block")
     body = render(result)
     block = re.escape(BEGIN) + r".*?" + re.escape(END)
     new = re.sub(block, lambda m: f"{BEGIN}\n{body}{END}", text, flags=re.S)
+    if check:
+        if new != text:
+            raise SystemExit(
+                f"{README}: the Ped2 table is stale; regenerate it with python bench/ped2.py --readme"
+            )
+        print(f"the Ped2 table in {README} is the one {OUT.name} renders")
+        return
     README.write_text(new)
     print(f"updated the Ped2 table in {README}")
 
@@ -234,9 +218,10 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=3.0, help="temporal smoothing of the smoothed rows")
     p.add_argument("--json", default=str(OUT))
     p.add_argument("--readme", action="store_true", help="only regenerate the README table from --json")
+    p.add_argument("--check", action="store_true", help="with --readme: exit 1 if the table is stale")
     a = p.parse_args()
     if a.readme:
-        update_readme(json.loads(Path(a.json).read_text()))
+        update_readme(json.loads(Path(a.json).read_text()), check=a.check)
         return
 
     for seed in a.seeds:

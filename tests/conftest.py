@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,24 +9,6 @@ import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-def bench_script(name: str):
-    """A module-scoped fixture that imports ``bench/NAME.py``: a folder of scripts, not a package, whose
-    scripts import their siblings, so the folder is on ``sys.path`` while the module's tests run."""
-
-    @pytest.fixture(scope="module")
-    def fixture():
-        sys.path.insert(0, str(BENCH))
-        try:
-            yield importlib.import_module(name)
-        finally:
-            sys.path.remove(str(BENCH))
-
-    return fixture
 
 
 @pytest.fixture(scope="session")

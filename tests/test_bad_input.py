@@ -1,4 +1,4 @@
-"""Every bad input of the table (bench/bad_input_table.py, docs/bad_input.md) through the CLI and the API.
+"""Every bad input (tests/bad_inputs.py, the table in docs/bad_input.md) through the CLI and the API.
 
 The contract: exit status 2, the error line "stvad: error: PATH: problem" is the last line on stderr and the
 only one when the problem could be seen before any work, no traceback, the Python API raises the same
@@ -10,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+import bad_inputs as table
 from stvad.cli import main
 from stvad.errors import StvadError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import bad_input_table as table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from stvad.config import Config
+from stvad.config import RESUMABLE_KEYS, UNUSED_BY_ARCH, Config, config_changes
 from stvad.errors import StvadError
 from stvad.model import build_discriminator, build_generator
 
@@ -211,3 +211,13 @@ def run_config(run_dir: str | os.PathLike) -> Config:
         return Config.from_dict(json.loads(path.read_text()), source=str(path))
     except json.JSONDecodeError as e:
         raise StvadError(f"config.json is not valid JSON ({e})", path) from e
+
+
+def check_reusable(run: Path, cfg: Config) -> None:
+    """Reuse a finished run only if it was trained with the config asked for now (a preset may have changed
+    since); otherwise stop, naming the differing fields, rather than report a stale run under a new name."""
+    ignore = UNUSED_BY_ARCH.get(cfg.model.arch, set()) | set(RESUMABLE_KEYS)
+    changed = config_changes(run_config(run), cfg, ignore)
+    if changed:
+        detail = ", ".join(f"{k}: {old!r} in the run, {new!r} asked for" for k, old, new in changed)
+        raise StvadError(f"finished run trained with another config ({detail}); use another --runs", run)

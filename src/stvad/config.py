@@ -347,3 +347,21 @@ def preset(name: str) -> Config:
     if name not in PRESETS:
         raise StvadError(f"unknown preset '{name}' (choose from: {', '.join(PRESETS)})")
     return PRESETS[name]()
+
+
+# keys that may change when a run is resumed (train longer, load data with other workers)
+RESUMABLE_KEYS = ("train.max_steps", "train.num_workers")
+
+# config fields an architecture does not have: the FFP-style U-Net fuses all past frames at its input
+# (build_generator ignores g_skip_frames and g_residual) and its patch D judges one frame (build_discriminator
+# ignores the U-Net D's d_context, d_input and d_residual).
+# Overrides of these fields do not reach the baseline, and a finished run is reused whatever they hold.
+UNUSED_BY_ARCH = {
+    "ffp": {"model.g_skip_frames", "model.g_residual", "model.d_context", "model.d_input", "model.d_residual"}
+}
+
+
+def overrides_for_arch(arch: str, overrides: list[str]) -> list[str]:
+    """The ``--set KEY=VALUE`` overrides that apply to ``arch``."""
+    unused = UNUSED_BY_ARCH.get(arch, set())
+    return [o for o in overrides if o.split("=", 1)[0].strip() not in unused]

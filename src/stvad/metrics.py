@@ -146,3 +146,15 @@ def pixel_auroc(
     if not n:
         raise StvadError("no frames with pixel masks to evaluate")
     return auroc_micro([np.concatenate(s_parts)], [np.concatenate(y_parts)])
+
+
+def auroc_of_part(scores: np.ndarray, labels: np.ndarray, part: np.ndarray) -> float | None:
+    """AUROC of the anomalous frames in ``part`` against all normal frames (None if ``part`` has none).
+
+    The micro AUROC of all frames is the frame-weighted mean of the parts' AUROCs when the parts split the
+    anomalous frames (each anomalous frame is ranked against the same normal frames), which bounds what
+    improving one part can give (experiments/static_anomalies.py)."""
+    keep = (labels == 0) | part
+    if not (part & (labels == 1)).any():
+        return None
+    return auroc_micro([scores[keep]], [labels[keep]])

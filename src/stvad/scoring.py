@@ -24,7 +24,7 @@ How the per-pixel terms become one frame score (``score.aggregate``): ``sum`` is
 the whole frame, the default. ``patch-max`` (not in the paper) takes the largest sum over square windows
 of side ``score.patch`` (a fraction of the frame's shorter side, half-overlapping), for anomalies small
 against the frame; ``psnr`` and the copy-last floor then use the worst window's MSE. On Ped2 it lowers
-every row's AUROC, the more the smaller the window (bench/pseudo_selection.py), so it stays an option.
+every row's AUROC, the more the smaller the window (experiments/pseudo_selection.py), so it stays an option.
 """
 
 from __future__ import annotations

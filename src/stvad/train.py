@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from stvad import __version__
 from stvad._io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable
 from stvad.checkpoint import read_checkpoint
-from stvad.config import Config, TrainConfig, config_changes, flat_config, preset
+from stvad.config import RESUMABLE_KEYS, Config, TrainConfig, config_changes, flat_config, preset
 from stvad.errors import StvadError
 from stvad.losses import (
     consistency_loss,
@@ -60,9 +60,6 @@ from stvad.losses import (
 )
 from stvad.model import build_discriminator, build_generator
 from stvad.scoring import psnr
-
-# Only these may differ between a run's saved config and the config it is resumed with.
-RESUMABLE_KEYS = ("train.max_steps", "train.num_workers")
 
 
 @contextlib.contextmanager

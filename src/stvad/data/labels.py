@@ -279,3 +279,16 @@ def read_labels_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
             )
         labels[video] = np.array([frames[i] for i in range(n)], dtype=np.uint8)
     return labels
+
+
+def mask_change(masks, index: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per scored frame: the share of the anomaly mask (union of frames t-1 and t) that changed; NaN on
+    normal frames. A frame with an empty union (an anomalous label without mask pixels) counts as moving."""
+    out = np.full(len(index), np.nan)
+    for k, t in enumerate(index):
+        if not labels[k]:
+            continue
+        a, b = np.asarray(masks[int(t)], bool), np.asarray(masks[int(t) - 1], bool)
+        union = int((a | b).sum())
+        out[k] = (a ^ b).sum() / union if union else 1.0
+    return out

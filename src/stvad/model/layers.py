@@ -81,10 +81,10 @@ def pad_for_fused_kernel(x: torch.Tensor) -> bool:
     """Whether SelfAttention pads queries and keys (C/8 channels) to C so that PyTorch's fused CPU kernel
     (flash attention) takes the call instead of the kernel that materialises the (HW)^2 map.
 
-    Only for inference on a CPU at C <= 64, where ``python bench/attention_kernels.py`` measured the padded
-    call 1.9-2.5x faster; at C = 256 and 512 the 8x larger q k^T makes it slower, and for a training step
-    (forward and backward) it was slower at three of the four training shapes. Never while a graph is
-    traced or exported, where no fused kernel exists.
+    Only for inference on a CPU at C <= 64, where ``python experiments/attention_kernels.py`` measured the
+    padded call 1.9-2.5x faster; at C = 256 and 512 the 8x larger q k^T makes it slower, and for a training
+    step (forward and backward) it was slower at three of the four training shapes. Never while a graph
+    is traced or exported, where no fused kernel exists.
     """
     return (
         x.device.type == "cpu"

@@ -1,8 +1,8 @@
 """Can the discriminator tell a fake frame from a real one at all, and how soon? D trained alone.
 
-    python bench/d_separation.py                     # the default synthetic set (generated), cpu preset
-    python bench/d_separation.py --data ../shared/data/ped2 --preset ped2
-    python bench/d_separation.py --context 4         # a D that also sees the 4 past frames (model.d_context)
+    python experiments/d_separation.py                     # the default synthetic set (generated), cpu preset
+    python experiments/d_separation.py --data ../shared/data/ped2 --preset ped2
+    python experiments/d_separation.py --context 4         # D also sees the 4 past frames (model.d_context)
 
 In every Ped2 and demo run D's validation accuracy stayed at 0.50. This script separates two explanations:
 a D that cannot learn (a bug, or an architecture too weak to start) and fakes that a single-frame D cannot
@@ -19,7 +19,7 @@ With ``--context k`` the discriminator is the conditioned one (``model.d_context
 frames before the judged frame, so "previous" is a wrong continuation it can tell by.
 
 Every ``--every`` steps it reports D's accuracy on held-out frames (the global head, and the per-pixel
-head) and writes bench/results/d_separation.json.
+head) and writes experiments/results/d_separation.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from perf_common import RESULTS, machine
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.data.layouts import open_dataset
@@ -42,6 +41,11 @@ from stvad.data.sources import to_model
 from stvad.data.synth import generate
 from stvad.losses import d_adversarial_loss
 from stvad.model import build_discriminator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
+from perf_common import machine  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 
 def windows(
@@ -84,7 +88,7 @@ def main() -> None:
     p.add_argument("--per-video", type=int, default=120, help="training frames read per video")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--context", type=int, default=0, help="past frames D sees (model.d_context)")
-    p.add_argument("--out", type=Path, default=RESULTS / "d_separation.json")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "d_separation.json")
     a = p.parse_args()
     cfg = preset(a.preset)
     cfg.model.d_context = a.context
@@ -123,7 +127,7 @@ def main() -> None:
     atomic_write_json(
         a.out,
         {
-            "command": " ".join(["python bench/d_separation.py", *sys.argv[1:]]),
+            "command": " ".join(["python experiments/d_separation.py", *sys.argv[1:]]),
             **machine(),
             "torch_threads": torch.get_num_threads(),
             "data": str(a.data or "synthetic set, seed 0, default size"),

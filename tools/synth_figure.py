@@ -1,6 +1,6 @@
 """The picture of the synthetic benchmark in the README: docs/img/synth_example.png.
 
-    .venv/bin/python bench/synth_figure.py [--data FOLDER]
+    .venv/bin/python tools/synth_figure.py [--data FOLDER]
 
 Top row: a normal test frame, an abnormal one (a runner: motion-only, so the still frame alone does not
 give it away) and its pixel mask. Below: the middle frame of one event of every other anomaly type, the

@@ -1,6 +1,6 @@
 """Which kernel runs the SAGAN self-attention (stvad.model.layers.SelfAttention) on a CPU, and what it costs.
 
-    python bench/attention_kernels.py
+    python experiments/attention_kernels.py
 
 SAGAN attention has queries and keys of C/8 channels and values of C. PyTorch's fused CPU kernel (flash
 attention) needs one head size for all three, so ``F.scaled_dot_product_attention`` on them as they come
@@ -11,12 +11,13 @@ three contiguous (``padded``, which the fused kernel accepts) and softmax(q k^T)
 (``explicit``), and the module as shipped (``module``: it pads at inference on a CPU where C <= 64, see
 ``stvad.model.layers.pad_for_fused_kernel``). A second table times a training step's attention (forward
 and backward) unpadded against padded at the training shapes. Interleaved medians; writes
-bench/results/attention_kernels.json.
+experiments/results/attention_kernels.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from perf_common import RESULTS, interleaved, load_1min, machine, median, set_threads
 from stvad._io import atomic_write_json
 from stvad.model.layers import SelfAttention
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
+from perf_common import interleaved, load_1min, machine, median, set_threads  # noqa: E402
 
 # name -> (batch, channels, side): the attention inputs of G and D when scoring (batch as Scorer runs it)
 SHAPES = {
@@ -44,6 +47,9 @@ TRAIN_SHAPES = {
     "ped2 G": (8, 64, 16),
     "ped2 D": (8, 64, 32),
 }
+
+
+HERE = Path(__file__).resolve().parent
 
 
 def unpadded(m: SelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +79,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1, help="torch threads (see score_throughput.py)")
-    p.add_argument("--out", type=Path, default=RESULTS / "attention_kernels.json")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "attention_kernels.json")
     a = p.parse_args()
     set_threads(a.threads)
     load_before = load_1min()
@@ -149,7 +155,7 @@ def main() -> None:
     atomic_write_json(
         a.out,
         {
-            "command": f"python bench/attention_kernels.py --repeats {a.repeats} --threads {a.threads}",
+            "command": f"python experiments/attention_kernels.py --repeats {a.repeats} --threads {a.threads}",
             **machine(),
             "load_average_1min_before": load_before,
             "load_average_1min_after": load_after,

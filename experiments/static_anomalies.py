@@ -1,6 +1,6 @@
 """Where a frame-prediction score cannot look: anomalous frames whose anomaly does not move.
 
-    .venv/bin/python bench/static_anomalies.py RUN DATA [--json FILE] [--thresholds 0.05 0.2]
+    .venv/bin/python experiments/static_anomalies.py RUN DATA [--json FILE] [--thresholds 0.05 0.2]
 
 A frame-prediction error is small wherever the next frame equals the last one, and the paper's map
 (equations 4-5) multiplies that error, so an anomaly that stands still (a person lying after a fall, a bag
@@ -32,31 +32,11 @@ from stvad.data.layouts import Dataset, open_dataset
 from stvad.data.synth_events import event_types, read_events
 from stvad.engine import COPY_LAST, Scorer
 from stvad.errors import StvadError
-from stvad.metrics import auroc_micro
+from stvad.data.labels import mask_change
+from stvad.metrics import auroc_micro, auroc_of_part
 from stvad.scoring import postprocess
 
 ROWS = ("full", "only-stn", "psnr", COPY_LAST)
-
-
-def mask_change(masks, index: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per scored frame: the share of the anomaly mask (union of frames t-1 and t) that changed; NaN on
-    normal frames. A frame with an empty union (an anomalous label without mask pixels) counts as moving."""
-    out = np.full(len(index), np.nan)
-    for k, t in enumerate(index):
-        if not labels[k]:
-            continue
-        a, b = np.asarray(masks[int(t)], bool), np.asarray(masks[int(t) - 1], bool)
-        union = int((a | b).sum())
-        out[k] = (a ^ b).sum() / union if union else 1.0
-    return out
-
-
-def split_auroc(scores: np.ndarray, labels: np.ndarray, part: np.ndarray) -> float | None:
-    """AUROC of the anomalous frames in ``part`` against all normal frames (None if ``part`` is empty)."""
-    keep = (labels == 0) | part
-    if not (part & (labels == 1)).any():
-        return None
-    return auroc_micro([scores[keep]], [labels[keep]])
 
 
 def analyse(
@@ -78,11 +58,11 @@ def analyse(
         "variants": {},
     }
     for name, s in scores.items():
-        a_static = split_auroc(s, labels, static)
+        a_static = auroc_of_part(s, labels, static)
         row = {
             "auroc_micro": auroc_micro([s], [labels]),
             "auroc_static": a_static,
-            "auroc_moving": split_auroc(s, labels, moving),
+            "auroc_moving": auroc_of_part(s, labels, moving),
             # every moving frame ranked first, static ones as measured
             "ceiling_moving_perfect": (1 - share) + share * (a_static if a_static is not None else 0.0),
         }
@@ -91,8 +71,8 @@ def analyse(
                 t: {
                     "frames": int((types == t).sum()),
                     "static_frames": int(((types == t) & static).sum()),
-                    "auroc_static": split_auroc(s, labels, static & (types == t)),
-                    "auroc_moving": split_auroc(s, labels, moving & (types == t)),
+                    "auroc_static": auroc_of_part(s, labels, static & (types == t)),
+                    "auroc_moving": auroc_of_part(s, labels, moving & (types == t)),
                 }
                 for t in sorted(set(types[anomalous]) - {""})
             }
@@ -170,7 +150,7 @@ def main() -> None:
     except StvadError as e:
         sys.exit(f"error: {e}")
     res = {
-        "command": "python bench/static_anomalies.py " + " ".join(sys.argv[1:]),
+        "command": "python experiments/static_anomalies.py " + " ".join(sys.argv[1:]),
         "run": a.run,
         "data": str(Path(a.data).resolve()),
         **res,

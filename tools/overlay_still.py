@@ -1,7 +1,7 @@
 """A still of `stvad score --video` on a synthetic test video, for the README (docs/img/overlay_example.png).
 
-    python bench/overlay_still.py                                   # quick run on the small synthetic set
-    python bench/overlay_still.py --run runs/demo/run --data runs/demo/data    # a properly trained run
+    python tools/overlay_still.py                                   # quick run on the small synthetic set
+    python tools/overlay_still.py --run runs/demo/run --data runs/demo/data    # a properly trained run
 
 Without ``--run`` it generates the synthetic benchmark (``--size small``), trains the ``tiny`` preset at
 the frames' own size for ``--steps`` steps and calibrates its threshold: a quick model, so the picture

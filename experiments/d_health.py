@@ -1,6 +1,6 @@
 """How well a trained run's discriminator tells real next frames from its generator's predictions.
 
-    python bench/d_health.py runs/ped2/stgan-s0 runs/ped2/stgan-s1 ... [--which best] [--json FILE]
+    python experiments/d_health.py runs/ped2/stgan-s0 runs/ped2/stgan-s1 ... [--which best] [--json FILE]
 
 Training logs ``val_d_acc``, D's accuracy with its logit thresholded at 0; it read 0.50 in every run. That
 number cannot tell a D at chance from one whose logits are all shifted to one side of 0. This script
@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 
-from perf_common import RESULTS, machine
 from stvad._io import atomic_write_json
 from stvad.checkpoint import load_run
 from stvad.data.layouts import open_dataset
 from stvad.data.windows import WindowDataset, split_train_val
 from stvad.train import d_aucs, d_logits, validation_indices
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
+from perf_common import machine  # noqa: E402
 
 
 @torch.no_grad()
@@ -56,11 +58,14 @@ def health(run_dir: str, which: str) -> dict:
     }
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--which", default="best", help="best | last")
-    p.add_argument("--json", type=Path, default=RESULTS / "d_health.json")
+    p.add_argument("--json", type=Path, default=HERE / "results" / "d_health.json")
     a = p.parse_args()
     rows = []
     for r in a.runs:
@@ -74,7 +79,7 @@ def main() -> None:
     atomic_write_json(
         a.json,
         {
-            "command": " ".join(["python bench/d_health.py", *sys.argv[1:]]),
+            "command": " ".join(["python experiments/d_health.py", *sys.argv[1:]]),
             **machine(),
             "torch_threads": torch.get_num_threads(),
             "runs": rows,

@@ -1,6 +1,6 @@
 """Can scoring choices be picked on pseudo-anomalies in held-out normal video, without test labels?
 
-    python bench/pseudo_selection.py --data ../shared/data/ped2 --runs runs/ped2   # the runs of bench/ped2.py
+    python experiments/pseudo_selection.py --data ../shared/data/ped2 --runs runs/ped2
 
 The paper leaves open how F2's difference is reduced over channels, and a frame score need not be the sum
 over the whole frame (``score.aggregate=patch-max``, the worst window). Choosing on test labels is not
@@ -44,7 +44,7 @@ from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess, psnr_score, score_batch
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "results" / "pseudo_selection.json"
+OUT = ROOT / "experiments" / "results" / "pseudo_selection.json"
 
 
 def candidates(base: ScoreConfig) -> list[ScoreConfig]:
@@ -184,7 +184,7 @@ def main() -> None:
     atomic_write_json(
         a.json,
         {
-            "command": "python bench/pseudo_selection.py --data DATA --runs " + a.runs,
+            "command": "python experiments/pseudo_selection.py --data DATA --runs " + a.runs,
             "pseudo_anomaly": spec.to_dict(),
             "normalisation": norm,
             "per_seed": per_seed,

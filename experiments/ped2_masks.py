@@ -1,6 +1,6 @@
 """UCSD Ped2 with its pixel masks: how well the full anomaly map localises, and how much of Ped2 is static.
 
-    .venv/bin/python bench/ped2_masks.py [--shared ../shared/data] [--runs runs/ped2-skip] [--seeds 0 1 2]
+    python experiments/ped2_masks.py [--shared ../shared/data] [--runs runs/ped2-skip] [--seeds 0 1 2]
 
 The Ped2 copy in ``shared/data/ped2`` (FFP layout) has frame labels but no pixel masks; the original UCSD
 masks (``Test001_gt`` ... ``Test012_gt``, one bmp per frame) are in ``gt/ucsd/ucsd_pixel_gt.tar.xz``. This
@@ -12,10 +12,10 @@ full-method run trained by ``bench/ped2.py`` it then
   AUROC of the full anomaly map: all pixels of all scored frames pooled, the masks resized to the model's
   128x128 by nearest neighbour. Its frame-level numbers must equal ``bench/results/ped2.json``'s, as the
   frames and labels are the same; the script stops if they do not;
-- splits the anomalous frames into static and moving ones by their masks (``bench/static_anomalies.py``),
-  for comparison with the synthetic set.
+- splits the anomalous frames into static and moving ones by their masks
+  (``experiments/static_anomalies.py``), for comparison with the synthetic set.
 
-Writes ``bench/results/ped2_masks.json``.
+Writes ``experiments/results/ped2_masks.json``.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> None:
         sys.exit(f"error: {e}")
     pix = [100 * r["pixel_auroc"] for r in per_seed]
     out = {
-        "command": " ".join(["python bench/ped2_masks.py", *sys.argv[1:]]),
+        "command": " ".join(["python experiments/ped2_masks.py", *sys.argv[1:]]),
         "protocol": {
             "pixel_auroc": "full anomaly map, all pixels of all scored frames pooled, at 128x128; UCSD masks "
             "resized by nearest neighbour; first 4 frames of each video dropped",
