@@ -18,6 +18,7 @@ import torch
 from conftest import SQUARE_SIZE, square_scene
 from stvad.cli import main
 from stvad.data.sources import open_source
+from stvad.scoring import causal_mean
 
 
 def write_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
@@ -184,7 +185,7 @@ def test_alarms_score_as_their_threshold_was_fitted(
 
     run = tmp_path / "run"
     shutil.copytree(cli_run[0], run)
-    assert read_calibration(run)["score"] == {"aggregate": "patch-max", "patch": 0.5}
+    assert read_calibration(run)["score"] == {"aggregate": "patch-max", "patch": 0.5, "causal_window": 1}
     alarm = Detector.load(run).score(footage["later"]).score
     scorer = Scorer.from_run(run)
     scorer.cfg = scorer.cfg.with_score(["score.aggregate=patch-max", "score.patch=0.5"])
@@ -196,3 +197,28 @@ def test_alarms_score_as_their_threshold_was_fitted(
     assert "alarms score full, aggregate sum" in capsys.readouterr().out
     assert read_calibration(run)["score"]["aggregate"] == "sum"
     np.testing.assert_allclose(Detector.load(run).score(footage["later"]).score, whole, rtol=1e-4, atol=1e-6)
+    # a causal mean of the last 3 frame scores: threshold fitted on smoothed normal scores, alarms smoothed
+    before = read_calibration(run)["threshold"]
+    assert (
+        main(["calibrate", str(run), "--set", "score.aggregate=sum", "--set", "score.causal_window=3"]) == 0
+    )
+    cal = read_calibration(run)
+    assert cal["score"]["causal_window"] == 3 and cal["threshold"] != before
+    result = Detector.load(run).score(footage["later"])
+    smoothed = result.score
+    np.testing.assert_allclose(smoothed, causal_mean(whole, 3), rtol=1e-4, atol=1e-6)
+    assert smoothed[0] == pytest.approx(whole[0]) and np.ptp(smoothed) < np.ptp(whole)
+    # watch raises the events of the smoothed scores against that threshold, not of the raw ones
+    from stvad.events import EventTracker
+
+    events = tmp_path / "events.jsonl"
+    assert main(["watch", str(run), str(footage["later"]), "--events", str(events), "--min-event", "0"]) == 0
+    got = [json.loads(line)["start_frame"] for line in events.read_text().splitlines()]
+    spans = []
+    for scores in (smoothed, whole):
+        tracker = EventTracker.in_seconds(cal["threshold"], result.fps or 25.0, 0.0, 1.0)
+        ends = [
+            tracker.update(int(i), None, v, np.zeros((2, 2)), (2, 2)) for i, v in zip(result.frame, scores)
+        ]
+        spans.append([e["start_frame"] for e in [*ends, tracker.close()] if e])
+    assert got == spans[0] and spans[0] != spans[1]

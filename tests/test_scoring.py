@@ -205,3 +205,18 @@ def test_psnr_of_the_worst_window_and_every_variant_aggregated_alike():
         score_batch(target, pred, d_real, d_fake, ScoreConfig(aggregate="median"))
     with pytest.raises(StvadError, match="score.patch"):
         score_batch(target, pred, d_real, d_fake, ScoreConfig(aggregate="patch-max", patch=0.0))
+
+
+def test_causal_mean_sees_no_future_frame_and_streams_alike() -> None:
+    from stvad.scoring import CausalMean, causal_mean
+
+    x = np.array([1.0, 5.0, 3.0, 0.0, 8.0])
+    np.testing.assert_allclose(causal_mean(x, 3), [1.0, 3.0, 3.0, 8 / 3, 11 / 3])
+    np.testing.assert_allclose(causal_mean(x, 1), x)
+    stream = CausalMean(3)
+    np.testing.assert_allclose([stream(v) for v in x], causal_mean(x, 3))
+    y = x.copy()
+    y[4] = 100.0  # a change in the last frame changes no earlier smoothed score
+    np.testing.assert_allclose(causal_mean(y, 3)[:4], causal_mean(x, 3)[:4])
+    with pytest.raises(StvadError, match="causal_window"):
+        causal_mean(x, 0)

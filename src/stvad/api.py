@@ -36,6 +36,7 @@ from stvad.config import preset as preset_config
 from stvad.data.sources import FrameSource, list_images, open_source
 from stvad.engine import WindowEngine, run_folder, score_frames
 from stvad.errors import StvadError
+from stvad.scoring import causal_mean
 from stvad.stream import load_engine
 
 Source = str | os.PathLike | int | FrameSource
@@ -263,7 +264,8 @@ class Detector:
             name=src.name,
             path=src.path,
             frame=scored.index,
-            score=scored.scores[self.engine.variant].astype(np.float64),
+            # raw scores, or their causal mean when the alarms were calibrated with one
+            score=causal_mean(scored.scores[self.engine.variant], self.config.score.causal_window),
             variant=self.engine.variant,
             frames_read=n,
             threshold=self.threshold,

@@ -18,6 +18,7 @@ from stvad._io import atomic_write_json
 from stvad.config import Config
 from stvad.engine import Scorer
 from stvad.errors import StvadError
+from stvad.scoring import causal_mean
 
 CALIBRATION_FILE = "calibration.json"
 # How an alarm scores a frame, fitted with its threshold: the worst window of half the frame's shorter side
@@ -25,7 +26,7 @@ CALIBRATION_FILE = "calibration.json"
 # of people moving, so a threshold fitted on a quiet stretch of footage fires all through a busy one; the
 # worst window measures the most abnormal place. Chosen on normal footage (bench/footage_alarms.py).
 ALARM_SCORE = ("score.aggregate=patch-max", "score.patch=0.5")
-ALARM_KEYS = ("aggregate", "patch")  # the score settings a calibration records and alarms then use
+ALARM_KEYS = ("aggregate", "patch", "causal_window")  # what a calibration records and alarms then use
 
 
 def calibrate(
@@ -62,10 +63,13 @@ def calibrate(
     extra = [open_source(s) for s in sources]  # every one readable before any is scored
     clips = [*val_clips, *((src, 0, None) for src in extra)]
     normal = np.concatenate(
-        [
-            scorer.score_frames(scorer.frames(src, start, stop), name=src.name, progress=progress).scores[
-                cfg.score.variant
-            ]
+        [  # each clip smoothed on its own, as a live alarm smooths a stream
+            causal_mean(
+                scorer.score_frames(scorer.frames(src, start, stop), name=src.name, progress=progress).scores[
+                    cfg.score.variant
+                ],
+                cfg.score.causal_window,
+            )
             for src, start, stop in clips
         ]
     )

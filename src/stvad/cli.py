@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="score.KEY=VALUE",
         help="how alarms score a frame (default: score.aggregate=patch-max, score.patch=0.5, the worst "
-        "window of half the frame; score.aggregate=sum scores the whole frame as benchmarks do)",
+        "window of half the frame; score.aggregate=sum scores the whole frame as benchmarks do; "
+        "score.causal_window=N alarms on the mean of the last N frame scores)",
     )
     cal.set_defaults(func=_cmd_calibrate)
 

@@ -97,6 +97,7 @@ class ScoreConfig:
     patch: float = 0.125  # patch-max window side, as a fraction of the frame's shorter side
     normalisation: str = "per-video-minmax"  # global-max (eq. 6) | per-video-minmax | none
     smoothing_sigma: float = 0.0  # temporal Gaussian smoothing of the score, in frames; 0 = off
+    causal_window: int = 1  # alarms: mean of the last N frame scores (causal, usable live); 1 = off
     threshold_quantile: float = 0.99  # of normal held-out scores, for predict()/watch
 
 

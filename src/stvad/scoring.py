@@ -222,3 +222,33 @@ def smooth(scores: Sequence[np.ndarray], sigma: float) -> list[np.ndarray]:
 def postprocess(scores: Sequence[np.ndarray], normalisation: str, sigma: float = 0.0) -> list[np.ndarray]:
     """Smooth, then normalise, so the normalised range holds whether or not smoothing is on."""
     return normalise(smooth(scores, sigma), normalisation)
+
+
+def causal_mean(scores: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each frame's score and the ``window - 1`` before it (fewer at the start): a smoothing
+    that sees no future frame, so a live alarm can use it. ``window`` = 1 returns a copy."""
+    if window < 1:
+        raise StvadError(f"score.causal_window must be >= 1, got {window}")
+    s = np.asarray(scores, dtype=np.float64)
+    c = np.cumsum(np.r_[0.0, s])
+    hi = np.arange(1, len(s) + 1)
+    lo = np.maximum(hi - window, 0)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
+class CausalMean:
+    """:func:`causal_mean` one score at a time, for a stream; ``reset`` after a break in it."""
+
+    def __init__(self, window: int):
+        if window < 1:
+            raise StvadError(f"score.causal_window must be >= 1, got {window}")
+        self.window, self.recent = window, []
+
+    def reset(self) -> None:
+        self.recent = []
+
+    def __call__(self, score: float) -> float:
+        self.recent = (
+            [*self.recent[-(self.window - 1) :], float(score)] if self.window > 1 else [float(score)]
+        )
+        return sum(self.recent) / len(self.recent)

@@ -27,6 +27,7 @@ from stvad.data.sources import resize_frame
 from stvad.engine import TorchEngine, WindowEngine, run_folder
 from stvad.errors import StvadError
 from stvad.events import ASSUMED_FPS, MERGE_GAP_S, MIN_EVENT_S, EventLog, EventTracker
+from stvad.scoring import CausalMean
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -96,17 +97,19 @@ def watch(
             threshold, rate, min_event_s, merge_gap_s, source=stream.source.name, clock=clock
         )
         engine.reset()
+        smooth = CausalMean(engine.cfg.score.causal_window)  # as the threshold was fitted
         n, start = 0, time.monotonic()
         try:
             for frame, fresh in stream:
                 if fresh:
                     engine.reset()
+                    smooth.reset()
                     if (ev := tracker.close()) is not None:
                         log.write(ev)
                 score, amap = engine.push(resize_frame(frame, size, channels)[None])
                 if score.size:
                     t = n / fps if clock == "video" else time.monotonic() - start
-                    ev = tracker.update(n, t, float(score[0]), amap[0], frame.shape[:2])
+                    ev = tracker.update(n, t, smooth(float(score[0])), amap[0], frame.shape[:2])
                     if ev is not None:
                         log.write(ev)
                 n += 1
