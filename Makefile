@@ -21,7 +21,7 @@ demo: venv
 	$(VENV)/bin/stvad demo --out runs/demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests bench experiments
+	$(VENV)/bin/ruff check src tests bench experiments tools
 	$(PY) -m pytest -q
 
 clean:

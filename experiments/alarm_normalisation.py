@@ -10,8 +10,8 @@ the ratio of FOOTAGE's 0.99 quantile to the threshold; then how each frame score
 moving pixels (|frame difference| > 10 grey levels), and that fraction in the calibration frames and in
 FOOTAGE. Candidates: the frame sum (eq. 4); a causal mean of the last 3 frame scores; the map minus its
 frame median; the map divided by its per-pixel calibration mean (plus that mean's spatial mean) or
-z-scored per pixel; the worst window of 1/8, 1/4, 1/2 of the frame side. bench/footage_alarms.py measures
-the ones that were kept as candidates against labelled sets.
+z-scored per pixel; the worst window of 1/8, 1/4, 1/2 of the frame side, and the last with a causal mean.
+bench/footage_alarms.py measures the ones that were kept as candidates against labelled sets.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def main() -> None:
         "worst window 1/8": lambda m: window(m, 0.125),
         "worst window 1/4": lambda m: window(m, 0.25),
         "worst window 1/2": lambda m: window(m, 0.5),
+        "worst window 1/2, causal mean of 3": lambda m: causal_mean(window(m, 0.5), 3),
     }
     frames = np.stack(list(sc.frames(src))).astype(np.float32)[..., 0]
     moving = (np.abs(np.diff(frames, axis=0)) > 10).mean((1, 2))[cfg.data.T - 1 :][: len(test)]
@@ -78,12 +79,12 @@ def main() -> None:
         ]
     )
     print(f"{len(cal)} calibration frames, {len(test)} footage frames")
-    print(f"{'candidate':30} {'above':>7} {'q99 ratio':>9} {'corr moving':>11}")
+    print(f"{'candidate':36} {'above':>7} {'q99 ratio':>9} {'corr moving':>11}")
     for name, f in candidates.items():
         c, t = f(cal), f(test)
         thr = np.quantile(c, 0.99)
         r = np.corrcoef(t, moving)[0, 1]
-        print(f"{name:30} {(t > thr).mean():>7.1%} {np.quantile(t, 0.99) / thr:>9.2f} {r:>11.2f}")
+        print(f"{name:36} {(t > thr).mean():>7.1%} {np.quantile(t, 0.99) / thr:>9.2f} {r:>11.2f}")
     print(f"moving pixels: calibration {cal_moving.mean():.4f}, footage {moving.mean():.4f}")
 
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from stvad._io import atomic_write_json
+from stvad.data.labels import mask_change
 from stvad.data.layouts import Dataset, open_dataset
 from stvad.data.synth_events import event_types, read_events
 from stvad.engine import COPY_LAST, Scorer
 from stvad.errors import StvadError
-from stvad.data.labels import mask_change
 from stvad.metrics import auroc_micro, auroc_of_part
 from stvad.scoring import postprocess
 
