@@ -140,7 +140,7 @@ def table(runs: Path) -> tuple[str, dict]:
     ]
     for name, rs in done.items():
         if not rs:
-            lines.append(f"| {name} | 0 | | | | | | |")
+            lines.append(f"| {name} | none yet | | | | | | |")
             continue
         div = sum(r["diverged"] is not None for r in rs)
         col = sum(r.get("collapse_step") is not None for r in rs)
