@@ -21,6 +21,7 @@ SUMMARIES = [
         "docs/results_synthetic.md",
         ["demo-pseudo3.json", "demo-pseudo3-seed1.json", "demo-pseudo3-seed2.json"],
     ),
+    ("docs/results_synthetic.md", ["demo-paper.json", "demo-paper-seed1.json", "demo-paper-seed2.json"]),
 ]
 
 
