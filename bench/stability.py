@@ -75,7 +75,12 @@ def summarise_run(run: Path, diverged: str | None) -> dict:
         out["final_d_auc"] = rows[-1].get("val_d_auc")
         out["final_d_pixel_auc"] = rows[-1].get("val_d_pixel_auc")
     with open(run / "metrics.csv", newline="") as f:
-        losses = [float(r["loss_d"]) for r in csv.DictReader(f) if r.get("loss_d")]
+        logged = [r for r in csv.DictReader(f) if r.get("loss_d")]
+    # D's four real/fake terms (d_gan, logged by newer versions) are at chance at 4 ln 2 whatever CutMix
+    # adds; in runs without that column loss_d is used and a step with a CutMix batch never counts as chance
+    key = "d_gan" if logged and logged[0].get("d_gan") not in (None, "") else "loss_d"
+    losses = [float(r[key]) for r in logged if r.get(key)]
+    out["d_loss_column"] = key
     out["loss_d_at_chance_fraction"] = sum(abs(v - CHANCE) < 0.05 for v in losses) / max(len(losses), 1)
     return out
 

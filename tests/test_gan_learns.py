@@ -158,3 +158,24 @@ def test_a_dataset_with_lookahead_gives_the_frame_k_later_clamped_to_the_clip() 
     assert x[:, 0, 0, 0].tolist() == [0, 1, 2, 3] and y[0, 0, 0] == 4 and z[0, 0, 0] == 7
     x, y, z = (((t + 1) * 127.5).round() / 20 for t in ds[len(ds) - 1])
     assert y[0, 0, 0] == 9 and z[0, 0, 0] == 9  # the clip ends: its last frame
+
+
+def test_d_gan_is_the_four_real_fake_terms_on_every_step() -> None:
+    """logs["d_gan"] (metrics.csv's d_gan) is D's loss without the CutMix terms, so 4 ln 2 in it means
+    chance whether or not the step had a CutMix batch."""
+    cfg = small("cpu")
+    cfg.train.cutmix_warmup, cfg.train.cutmix_prob = 0, 1.0
+    torch.manual_seed(0)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    tc = cfg.train
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    x, y = windows(squares(2, 12), cfg.data.T)
+    logs = gan_step(G, D, opt_g, opt_d, x[:4], y[:4], tc, 1, torch.Generator().manual_seed(1),
+                    lambda l: l.backward(), lambda *a: None)  # fmt: skip
+    assert "aug" in logs and "cons" in logs
+    expected = logs["d_gan"] + logs["aug"] + tc.w_cons * logs["cons"]
+    assert float(logs["loss_d"]) == pytest.approx(float(expected), rel=1e-6)
+    tc.cutmix = tc.cutmix_aug = False
+    logs = gan_step(G, D, opt_g, opt_d, x[:4], y[:4], tc, 2, torch.Generator().manual_seed(2),
+                    lambda l: l.backward(), lambda *a: None)  # fmt: skip
+    assert float(logs["loss_d"]) == float(logs["d_gan"])

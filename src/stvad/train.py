@@ -99,6 +99,8 @@ def gan_step(
         with frozen(G):
             real_out, fake_out = D(y, x), D(fake, x)
             loss_d = d_adversarial_loss(real_out, fake_out)
+            # the four real/fake terms alone, every step: 4 ln 2 is chance whatever CutMix adds
+            logs["d_gan"] = loss_d
             p_mix = cutmix_probability(step, tc.cutmix_warmup, tc.cutmix_prob)
             if (tc.cutmix or tc.cutmix_aug) and torch.rand((), generator=rng).item() < p_mix:
                 mask = cutmix_mask(y.shape[0], y.shape[-2], y.shape[-1], generator=rng, device=y.device)
