@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -160,9 +161,11 @@ def test_every_argument_of_every_command_is_described() -> None:
     assert not undocumented
 
 
-def test_threads_auto_leaves_busy_cores_alone() -> None:
-    from stvad.cli import threads_for
+def test_threads_auto_leaves_busy_cores_alone(monkeypatch) -> None:
+    from stvad.cli import busy_cores, threads_for
     from stvad.errors import StvadError
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
     assert threads_for("auto", cores=2, load=0.1) == 2  # idle: every core
     assert threads_for("auto", cores=2, load=1.2) == 1  # one core busy with another job
@@ -170,6 +173,9 @@ def test_threads_auto_leaves_busy_cores_alone() -> None:
     assert threads_for("3") == 3
     with pytest.raises(StvadError, match="--threads takes a number"):
         threads_for("0")
+    assert 0.0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-9
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the environment's limit holds
+    assert threads_for("auto", cores=2, load=0.0) == 1
 
 
 def test_alarms_score_as_their_threshold_was_fitted(

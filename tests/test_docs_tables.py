@@ -39,3 +39,12 @@ def test_seed_tables_are_the_ones_bench_demo_summary_prints(page: str, files: li
     assert unindented(table) in unindented((ROOT / page).read_text()), (
         f"{page}: the table of {', '.join(files)} is stale; regenerate: {' '.join(args[1:])}"
     )
+
+
+def test_the_stability_table_is_the_one_its_json_holds() -> None:
+    """docs/results_synthetic.md holds bench/results/stability.json's table (regenerate: python
+    bench/stability.py --runs RUNS --table)."""
+    import json
+
+    table = json.loads((ROOT / RESULTS / "stability.json").read_text())["table"]
+    assert unindented(table) in unindented((ROOT / "docs" / "results_synthetic.md").read_text())

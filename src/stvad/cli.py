@@ -357,8 +357,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def busy_cores(window_s: float = 0.2) -> float:
+    """How many cores other processes keep busy now: the non-idle share of the machine's CPU time over
+    ``window_s`` seconds (/proc/stat), times the cores. The 1-minute load average, where /proc/stat is
+    missing, lags a minute behind and counts this process's own recent work: in a first run of
+    bench/threads.py it kept `auto` at one thread on the idle machine."""
+    import os
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window_s)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    span = total1 - total0
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / span) if span > 0 else 0.0
+
+
 def threads_for(setting: str, cores: int | None = None, load: float | None = None) -> int:
-    """The torch thread count of ``--threads``: a number, or ``auto`` = the idle cores, at least 1."""
+    """The torch thread count of ``--threads``: a number, or ``auto`` = the cores that other processes
+    leave idle now (:func:`busy_cores`; ``load`` replaces that measurement), at least 1 and never more
+    than OMP_NUM_THREADS when that is set (the environment's own limit, as job schedulers set it)."""
     import os
 
     if setting != "auto":
@@ -370,8 +396,13 @@ def threads_for(setting: str, cores: int | None = None, load: float | None = Non
             raise StvadError(f"--threads takes a number of at least 1 or 'auto', got '{setting}'")
         return n
     cores = cores or os.cpu_count() or 1
-    load = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else (load or 0.0)
-    return max(1, min(cores, round(cores - load)))
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        cores = min(cores, int(env))
+        if cores == 1:
+            return 1
+    load = busy_cores() if load is None else load
+    return max(1, min(cores, round((os.cpu_count() or cores) - load)))
 
 
 def main(argv: list[str] | None = None) -> int:
