@@ -41,7 +41,6 @@ from stvad.calibration import ALARM_SCORE, calibrate, read_calibration
 from stvad.config import ScoreConfig, preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import open_source
-from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
 from stvad.events import MERGE_GAP_S, MIN_EVENT_S, EventTracker
 from stvad.metrics import auroc_micro
@@ -148,11 +147,11 @@ def frame_scores(maps: np.ndarray, name: str) -> np.ndarray:
 
 def calibration_maps(scorer: Scorer) -> np.ndarray:
     """The per-pixel terms of the held-out normal tails that calibration scores."""
-    cfg = scorer.cfg
-    ds = open_dataset(scorer.run.meta["data_root"], layout=cfg.data.layout)
-    _, val = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
     return np.concatenate(
-        [scorer.score_frames(scorer.frames(s, a, b), keep_maps=True).maps for s, a, b in val]
+        [
+            scorer.score_frames(scorer.frames(s, a, b), keep_maps=True).maps
+            for s, a, b in scorer.heldout_clips()
+        ]
     )
 
 

@@ -65,11 +65,8 @@ def moving_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarr
 def window_by_window(scorer: Scorer, frames: list[np.ndarray], batch: int) -> np.ndarray:
     """The plain sliding window: ``batch`` windows a call, G run on each whole window."""
     windows = list(iter_windows(frames, scorer.T))
-    out = []
-    for k in range(0, len(windows), batch):
-        w = windows[k : k + batch]
-        out.append(scorer.score_windows(np.stack([b[1] for b in w]), np.stack([b[2] for b in w]))[0]["full"])
-    return np.concatenate([o.numpy() for o in out])
+    past, target = np.stack([w[1] for w in windows]), np.stack([w[2] for w in windows])
+    return scorer.score_many(past, target, batch)[0]["full"]
 
 
 def measure(T: int, n: int, size: tuple[int, int], repeats: int, peak: float) -> dict:

@@ -22,16 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stvad.data.layouts import open_dataset
 from stvad.data.sources import open_source
-from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
-
-
-def causal_mean(x: np.ndarray, k: int) -> np.ndarray:
-    c = np.cumsum(np.r_[0.0, x])
-    lo = np.maximum(np.arange(len(x)) - k + 1, 0)
-    return (c[1:] - c[lo]) / (np.arange(1, len(x) + 1) - lo)
+from stvad.scoring import causal_mean
 
 
 def main() -> None:
@@ -42,8 +35,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sc = Scorer.from_run(a.run)
     cfg = sc.cfg
-    ds = open_dataset(sc.run.meta["data_root"], layout=cfg.data.layout)
-    _, val = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    val = sc.heldout_clips()
     cal = np.concatenate([sc.score_frames(sc.frames(s, i, j), keep_maps=True).maps for s, i, j in val])
     cal = cal.astype(np.float32)
     src = open_source(a.footage)

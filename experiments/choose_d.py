@@ -21,9 +21,8 @@ import torch
 
 from stvad._io import atomic_write_json
 from stvad.checkpoint import read_checkpoint, validation_rows
-from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows
-from stvad.data.windows import iter_windows, split_train_val
+from stvad.data.windows import iter_windows
 from stvad.engine import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
 from stvad.scoring import VARIANTS, postprocess
@@ -32,20 +31,10 @@ KINDS = {"speed-up": speedup_windows, "reversal": reversal_windows}
 SHOWN = ("full", "dmap", "f2", "only-stn", COPY_LAST)
 
 
-def scores_of(scorer: Scorer, past: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-    parts: dict[str, list[np.ndarray]] = {}
-    for i in range(0, len(past), 32):
-        got, _ = scorer.score_windows(past[i : i + 32], target[i : i + 32])
-        for k, v in got.items():
-            parts.setdefault(k, []).append(v.float().numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
 def probe(run: Path, spec: PseudoSpec) -> dict:
     scorer = Scorer.from_run(run)
     cfg = scorer.cfg
-    ds = open_dataset(scorer.run.meta["data_root"], layout=cfg.data.layout)
-    _, val = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    val = scorer.heldout_clips()
     out: dict = {}
     rows = validation_rows(run)
     best = int(read_checkpoint(run / "checkpoints" / "last.ckpt")["stvad"]["best"]["step"])
@@ -64,7 +53,7 @@ def probe(run: Path, spec: PseudoSpec) -> dict:
             normal = list(iter_windows(frames, scorer.T))
             past = np.stack([w[1] for w in normal] + [w[2] for w in wins])
             target = np.stack([w[2] for w in normal] + [w[3] for w in wins])
-            for k, v in scores_of(scorer, past, target).items():
+            for k, v in scorer.score_many(past, target, 32)[0].items():
                 per_clip.setdefault(k, []).append(v)
             labels.append(np.repeat(np.array([0, 1], np.uint8), [len(normal), len(wins)]))
             n_pseudo += len(wins)

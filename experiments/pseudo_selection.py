@@ -38,7 +38,7 @@ from stvad.config import ScoreConfig
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, speedup_windows
 from stvad.data.sources import to_model
-from stvad.data.windows import iter_windows, split_train_val
+from stvad.data.windows import iter_windows
 from stvad.engine import COPY_LAST, Scorer
 from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess, psnr_score, score_batch
@@ -102,9 +102,7 @@ def _aurocs(scorer: Scorer, videos: Iterator[tuple[np.ndarray, np.ndarray, np.nd
 def pseudo_aurocs(scorer: Scorer, spec: PseudoSpec, norm: str) -> dict:
     """Pseudo-anomalous windows against all normal windows of each of the run's held-out clips (the tail
     of each training video, ``data.val_fraction``)."""
-    cfg = scorer.cfg
-    ds = open_dataset(scorer.run.meta["data_root"], layout=cfg.data.layout)
-    _, val_clips = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    val_clips = scorer.heldout_clips()
 
     def clips():
         for ci, (src, start, stop) in enumerate(val_clips):

@@ -170,6 +170,7 @@ def test_threads_auto_leaves_busy_cores_alone(monkeypatch) -> None:
     assert threads_for("auto", cores=2, load=0.1) == 2  # idle: every core
     assert threads_for("auto", cores=2, load=1.2) == 1  # one core busy with another job
     assert threads_for("auto", cores=2, load=5.0) == 1  # never fewer than one
+    assert threads_for("auto", cores=8, load=2.0) == 6  # the machine given, not this one's core count
     assert threads_for("3") == 3
     with pytest.raises(StvadError, match="--threads takes a number"):
         threads_for("0")

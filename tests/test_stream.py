@@ -38,16 +38,10 @@ def plain_path(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Frame numbers, every variant's scores and float32 maps from Scorer.score_windows, window by window."""
     scorer = Scorer(run, batch_size=8)
-    index, scores, maps = [], {v: [] for v in (*VARIANTS, COPY_LAST)}, []
     windows = list(iter_windows(frames, scorer.T))
-    for k in range(0, len(windows), 8):
-        batch = windows[k : k + 8]
-        s, m = scorer.score_windows(np.stack([w[1] for w in batch]), np.stack([w[2] for w in batch]))
-        index += [w[0] for w in batch]
-        for v in (*VARIANTS, COPY_LAST):
-            scores[v].append(s[v].numpy())
-        maps.append(m.numpy())
-    return np.array(index), {v: np.concatenate(s) for v, s in scores.items()}, np.concatenate(maps)
+    past, target = np.stack([w[1] for w in windows]), np.stack([w[2] for w in windows])
+    scores, maps = scorer.score_many(past, target)
+    return np.array([w[0] for w in windows]), scores, maps
 
 
 def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):

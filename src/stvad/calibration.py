@@ -49,17 +49,13 @@ def calibrate(
     the calibration records it under ``score`` and every alarm path (``watch``, ``score``, ``predict``, the
     exported graph) scores with it (:func:`alarm_config`), so the threshold and the live scores agree.
     """
-    from stvad.data.layouts import open_dataset
     from stvad.data.sources import open_source
-    from stvad.data.windows import split_train_val
 
     run_dir = Path(run_dir)
     scorer = scorer or Scorer.from_run(run_dir)
     scorer.cfg = cfg = scorer.cfg.with_score(score_set)
     q = cfg.score.threshold_quantile if quantile is None else quantile
-    data_root = scorer.run.meta.get("data_root")
-    ds = open_dataset(data_root, layout=cfg.data.layout)
-    _, val_clips = split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+    val_clips = scorer.heldout_clips()
     extra = [open_source(s) for s in sources]  # every one readable before any is scored
     clips = [*val_clips, *((src, 0, None) for src in extra)]
     normal = np.concatenate(

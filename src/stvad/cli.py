@@ -397,12 +397,11 @@ def threads_for(setting: str, cores: int | None = None, load: float | None = Non
         return n
     cores = cores or os.cpu_count() or 1
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        cores = min(cores, int(env))
-        if cores == 1:
-            return 1
+    cap = min(cores, int(env)) if env.isdigit() and int(env) > 0 else cores
+    if cap == 1:
+        return 1  # nothing to measure
     load = busy_cores() if load is None else load
-    return max(1, min(cores, round((os.cpu_count() or cores) - load)))
+    return max(1, min(cap, round(cores - load)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -195,10 +195,8 @@ class TorchEngine(WindowEngine):
             windows, past = windows[:-1], windows[-1]
         pred = self.G.predict_from_features(windows)
         sc = self.cfg.score
-        if self.use_d:  # the single-frame D does not look at the past frames
-            sb = judge(self.D, target, pred, sc, past if self.cfg.model.d_context > 0 else None)
-        else:
-            sb = score_prediction(target, pred, sc)
+        # a single-frame D ignores the past it is given
+        sb = judge(self.D, target, pred, sc, past) if self.use_d else score_prediction(target, pred, sc)
         scores = {v: sb.scores[v] for v in self.variants if v != COPY_LAST}
         if COPY_LAST in self.variants:
             scores[COPY_LAST] = psnr_score(target, past[:, -1], sc)
@@ -281,6 +279,31 @@ class Scorer:
         scores = {k: sb.scores[k] for k in self.variants}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
         return scores, sb.anomaly_map
+
+    def score_many(
+        self, past: np.ndarray, target: np.ndarray, batch: int | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`score_windows` over any number of windows, ``batch`` (default ``batch_size``) a call:
+        float32 scores per variant (n,) and maps (n, H, W) as numpy arrays."""
+        batch = batch or self.batch_size
+        parts: dict[str, list[np.ndarray]] = {}
+        maps = []
+        for i in range(0, len(past), batch):
+            got, amap = self.score_windows(past[i : i + batch], target[i : i + batch])
+            for k, v in got.items():
+                parts.setdefault(k, []).append(v.float().cpu().numpy())
+            maps.append(amap.float().cpu().numpy())
+        return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(maps)
+
+    def heldout_clips(self) -> list[tuple[FrameSource, int, int | None]]:
+        """The run's held-out normal clips: the tail of each training video that validation and
+        calibration use (``data.val_fraction``), as (source, first frame, stop)."""
+        from stvad.data.layouts import open_dataset
+        from stvad.data.windows import split_train_val
+
+        cfg = self.cfg
+        ds = open_dataset(self.run.meta.get("data_root"), layout=cfg.data.layout)
+        return split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)[1]
 
     def score_frames(
         self, frames: Iterable[np.ndarray], name: str = "", keep_maps: bool = False, progress: bool = False

@@ -61,12 +61,13 @@ class WindowScore(nn.Module):
         return sb.scores[self.cfg.score.variant], sb.anomaly_map
 
 
-def window_score(run_dir: str | os.PathLike, which: str = "best") -> WindowScore:
-    """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules); a
-    calibrated run's graph scores as its alarms do (:func:`stvad.calibration.alarm_config`)."""
+def window_score(
+    run_dir: str | os.PathLike, which: str = "best", calibration: dict | None = None
+) -> WindowScore:
+    """The exportable scorer of a run, loaded afresh (folding spectral norm changes the modules); given the
+    run's calibration, the graph scores as its alarms do (:func:`stvad.calibration.alarm_config`)."""
     run = load_run(run_dir, which=which)
-    folder = run_folder(run_dir)
-    cfg = alarm_config(run.config, read_calibration(folder) if folder.is_dir() else None)
+    cfg = alarm_config(run.config, calibration)
     return fold_spectral_norm(WindowScore(run.generator, run.discriminator, cfg).eval())
 
 
@@ -88,7 +89,7 @@ def export(
     folder = run_folder(run_dir)
     out = Path(out) if out is not None else folder / EXPORT_DIR / f"model{FORMATS[fmt]}"
     calibration = read_calibration(folder) if folder.is_dir() else None
-    return write_graph(window_score(run_dir, which), fmt, out, calibration)
+    return write_graph(window_score(run_dir, which, calibration), fmt, out, calibration)
 
 
 def write_graph(
