@@ -25,13 +25,14 @@ import argparse
 import csv
 import math
 import os
+import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from stvad._io import atomic_write_json
-from stvad.checkpoint import validation_rows
+from stvad.checkpoint import check_reusable, validation_rows
 from stvad.config import preset
 from stvad.errors import StvadError
 
@@ -91,6 +92,8 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
 
     run = runs / f"{slug(name)}-s{seed}"
     result = run / "stability.json"
+    if (run / "config.json").exists():  # a run of an older preset is neither reused nor resumed
+        check_reusable(run, preset("cpu").override(overrides(name, seed, steps)))
     if result.exists():
         return
     runs.mkdir(parents=True, exist_ok=True)
@@ -101,6 +104,8 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
         return  # another process has it
     try:
         cfg = preset("cpu").override(overrides(name, seed, steps))
+        if run.exists() and not (run / "checkpoints" / "last.ckpt").exists():
+            shutil.rmtree(run)  # stopped before its first checkpoint: nothing to resume, start it again
         t0, diverged = time.monotonic(), None
         try:
             train(data, run, cfg, resume=(run / "checkpoints" / "last.ckpt").exists())

@@ -3,6 +3,8 @@
     python experiments/d_probes.py sensitivity [--set model.d_residual=false]
     python experiments/d_probes.py alone DATA --fake blur|last|skip --lr 4e-4 [--steps 60] [--set ...]
     python experiments/d_probes.py gan DATA [--steps 200] [--set ...]
+    python experiments/d_probes.py errors RUN [--which best|last]
+    python experiments/d_probes.py frozen RUN [--steps 300] [--fresh] [--lr LR] [--which best|last]
 
 - ``sensitivity``: D at initialisation (the ``cpu`` preset's, seed 0) on random frames and the same frames
   plus noise of rms 0.1: the rms of the difference of each stage's activations, down to the two logits.
@@ -12,6 +14,13 @@
   (``skip``: a speed-up). Every 20 steps: D's loss and the mean gap of its logits, real minus fake.
 - ``gan``: ``stvad.train.gan_step`` on DATA with the config's optimisers, D's held-out AUROCs (real vs
   predicted) and G's PSNR against copy-last every 50 steps.
+- ``errors``: on a trained run's held-out validation windows, the fraction of pixels where G's prediction
+  differs from the real next frame by more than 1, 4, 8 and 16 grey levels: where D's per-pixel terms can
+  leave ln 2 at all.
+- ``frozen``: a trained run's G held fixed and its D trained on, alone, against G's predictions on the
+  run's training windows (the run's D optimiser settings, fresh Adam state; ``--fresh`` starts D from a
+  new initialisation instead of the checkpoint's): D's held-out AUROCs every 50 steps. Tells a D that
+  cannot separate G's predictions from one that the game keeps at chance.
 
 One thread, deterministic for a given config; the document's numbers come from these commands with the
 settings it names beside each.
@@ -120,12 +129,82 @@ def gan(data: str, cfg, steps: int) -> None:
             )
 
 
+def errors(run_dir: str, which: str) -> None:
+    from stvad.checkpoint import load_run
+
+    run = load_run(run_dir, which=which)
+    cfg = run.config
+    _, vd = windows(run.meta["data_root"], cfg)
+    vidx = validation_indices(len(vd), cfg.train.val_windows)
+    xv, yv = torch.stack([vd[i][0] for i in vidx]), torch.stack([vd[i][1] for i in vidx])
+    with torch.no_grad():
+        err = (run.generator.eval()(xv) - yv).abs()
+    for levels in (1, 4, 8, 16):
+        frac = (err > 2 * levels / 255).float().mean().item()  # frames in [-1, 1]: a grey level is 2/255
+        print(f"prediction off by more than {levels:2} grey levels: {frac:.1%} of pixels")
+    moving = ((yv - xv[:, -1]).abs() > 2 * 8 / 255).float().mean().item()
+    print(f"real frame off the previous one by more than 8 grey levels: {moving:.1%} of pixels")
+
+
+class Gain(torch.nn.Module):
+    """D with its input (frame and differences) multiplied by ``gain`` before the stem."""
+
+    def __init__(self, D: torch.nn.Module, gain: float):
+        super().__init__()
+        self.D, self.gain = D, gain
+
+    def forward(self, y: torch.Tensor, past: torch.Tensor | None = None):
+        return self.D(y * self.gain, None if past is None else past * self.gain)
+
+
+def frozen_g(run_dir: str, which: str, steps: int, fresh: bool, lr: float | None, sets, gain) -> None:
+    from stvad.checkpoint import load_run
+
+    run = load_run(run_dir, which=which)
+    cfg, G, D = run.config, run.generator, run.discriminator
+    torch.manual_seed(0)
+    if fresh:
+        D = build_discriminator(cfg.override(sets))
+    if gain != 1:
+        D = Gain(D, gain)
+    tc = cfg.train
+    opt = torch.optim.Adam(D.parameters(), lr=lr or tc.lr_d, betas=tc.betas_d)
+    wd, vd = windows(run.meta["data_root"], cfg)
+    vidx = validation_indices(len(vd), tc.val_windows)
+    xv, yv = torch.stack([vd[i][0] for i in vidx]), torch.stack([vd[i][1] for i in vidx])
+    G.eval()
+    with torch.no_grad():
+        pv = G(xv)
+
+    def report(step: int, loss: float) -> None:
+        D.eval()
+        with torch.no_grad():
+            auc_global, auc_pixel = d_aucs(d_logits(D(yv, xv), D(pv, xv)).numpy())
+        D.train()
+        print(f"step {step:4}  loss_d {loss:.4f}  D AUROC global {auc_global:.3f} mean pixel {auc_pixel:.3f}")
+
+    report(0, float("nan"))
+    for step, idx in enumerate(StepBatchSampler(len(wd), tc.batch_size, tc.seed, 0, steps), start=1):
+        x, y = torch.stack([wd[i][0] for i in idx]), torch.stack([wd[i][1] for i in idx])
+        with torch.no_grad():
+            fake = G(x)
+        loss = d_adversarial_loss(D(y, x), D(fake, x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            report(step, loss.item())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("probe", choices=("sensitivity", "alone", "gan"))
-    p.add_argument("data", nargs="?", help="a benchmark folder (alone, gan)")
+    p.add_argument("probe", choices=("sensitivity", "alone", "gan", "errors", "frozen"))
+    p.add_argument("data", nargs="?", help="a benchmark folder (alone, gan), a run folder (frozen)")
+    p.add_argument("--fresh", action="store_true", help="frozen: a new D instead of the checkpoint's")
+    p.add_argument("--which", default="best", choices=("best", "last"))
+    p.add_argument("--gain", type=float, default=1.0, help="frozen: D's input multiplied by this")
     p.add_argument("--fake", default="blur", choices=("blur", "last", "skip"))
-    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--lr", type=float, default=None, help="D's rate (alone: 4e-4; frozen: the run's)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
@@ -137,7 +216,11 @@ def main() -> None:
     elif a.data is None:
         p.error(f"{a.probe} needs DATA")
     elif a.probe == "alone":
-        alone(a.data, cfg, a.fake, a.lr, a.steps or 60)
+        alone(a.data, cfg, a.fake, a.lr or 4e-4, a.steps or 60)
+    elif a.probe == "errors":
+        errors(a.data, a.which)
+    elif a.probe == "frozen":
+        frozen_g(a.data, a.which, a.steps or 300, a.fresh, a.lr, a.set, a.gain)
     else:
         gan(a.data, cfg, a.steps or 200)
 

@@ -69,4 +69,5 @@ def build_discriminator(cfg: Config) -> nn.Module:
         context=m.d_context,
         diff=m.d_input == "diff",
         residual=m.d_residual,
+        input_gain=m.d_input_gain,
     )
