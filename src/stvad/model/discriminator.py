@@ -15,7 +15,9 @@ It judges one frame: the real next frame or the generator's prediction; with ``c
 paper) it also sees the k most recent past frames, stacked on the channel axis before the stem, and so judges
 the frame as the continuation of that sequence; with ``diff`` it sees them as the k successive differences
 that end at the judged frame, so that motion enters the first convolution directly rather than as the small
-difference of two large inputs. Spectral normalisation is on every
+difference of two large inputs. ``input_gain`` multiplies the stem's whole input: spectral normalisation
+bounds every layer's gain at 1, so without it D's outputs could barely differ between a real frame and a
+prediction a few hundredths away (docs/discriminator.md, section 5). Spectral normalisation is on every
 layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN / BigGAN. One SAGAN
 self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
 cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
