@@ -91,9 +91,10 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
     from stvad.train import train
 
     run = runs / f"{slug(name)}-s{seed}"
-    result = run / "stability.json"
+    result, last = run / "stability.json", run / "checkpoints" / "last.ckpt"
+    cfg = preset("cpu").override(overrides(name, seed, steps))
     if (run / "config.json").exists():  # a run of an older preset is neither reused nor resumed
-        check_reusable(run, preset("cpu").override(overrides(name, seed, steps)))
+        check_reusable(run, cfg)
     if result.exists():
         return
     runs.mkdir(parents=True, exist_ok=True)
@@ -103,12 +104,11 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
     except FileExistsError:
         return  # another process has it
     try:
-        cfg = preset("cpu").override(overrides(name, seed, steps))
-        if run.exists() and not (run / "checkpoints" / "last.ckpt").exists():
+        if run.exists() and not last.exists():
             shutil.rmtree(run)  # stopped before its first checkpoint: nothing to resume, start it again
         t0, diverged = time.monotonic(), None
         try:
-            train(data, run, cfg, resume=(run / "checkpoints" / "last.ckpt").exists())
+            train(data, run, cfg, resume=last.exists())
         except StvadError as e:
             if "diverged" not in str(e):
                 raise

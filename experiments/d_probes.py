@@ -4,7 +4,7 @@
     python experiments/d_probes.py alone DATA --fake blur|last|skip --lr 4e-4 [--steps 60] [--set ...]
     python experiments/d_probes.py gan DATA [--steps 200] [--set ...]
     python experiments/d_probes.py errors RUN [--which best|last]
-    python experiments/d_probes.py frozen RUN [--steps 300] [--fresh] [--lr LR] [--which best|last]
+    python experiments/d_probes.py frozen RUN [--steps 300] [--fresh [--set ...]] [--lr LR] [--which ...]
 
 - ``sensitivity``: D at initialisation (the ``cpu`` preset's, seed 0) on random frames and the same frames
   plus noise of rms 0.1: the rms of the difference of each stage's activations, down to the two logits.
@@ -19,7 +19,8 @@
   leave ln 2 at all.
 - ``frozen``: a trained run's G held fixed and its D trained on, alone, against G's predictions on the
   run's training windows (the run's D optimiser settings, fresh Adam state; ``--fresh`` starts D from a
-  new initialisation instead of the checkpoint's): D's held-out AUROCs every 50 steps. Tells a D that
+  new initialisation instead of the checkpoint's, built with the run's config and ``--set``, e.g.
+  ``model.d_input_gain=10``): D's held-out AUROCs every 50 steps. Tells a D that
   cannot separate G's predictions from one that the game keeps at chance.
 
 One thread, deterministic for a given config; the document's numbers come from these commands with the
@@ -75,6 +76,12 @@ def windows(data: str, cfg) -> tuple[WindowDataset, WindowDataset]:
     return WindowDataset(train, d.T, d.size, d.channels), WindowDataset(val, d.T, d.size, d.channels)
 
 
+def validation_batch(vd: WindowDataset, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """The past and next frames of the held-out windows that training validates on."""
+    idx = validation_indices(len(vd), cfg.train.val_windows)
+    return torch.stack([vd[i][0] for i in idx]), torch.stack([vd[i][1] for i in idx])
+
+
 def alone(data: str, cfg, fake_kind: str, lr: float, steps: int) -> None:
     torch.manual_seed(0)
     D = build_discriminator(cfg)
@@ -110,8 +117,7 @@ def gan(data: str, cfg, steps: int) -> None:
     opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
     wd, vd = windows(data, cfg)
-    vidx = validation_indices(len(vd), tc.val_windows)
-    xv, yv = torch.stack([vd[i][0] for i in vidx]), torch.stack([vd[i][1] for i in vidx])
+    xv, yv = validation_batch(vd, cfg)
     for step, idx in enumerate(StepBatchSampler(len(wd), tc.batch_size, tc.seed, 0, steps), start=1):
         x, y = torch.stack([wd[i][0] for i in idx]), torch.stack([wd[i][1] for i in idx])
         rng = torch.Generator().manual_seed(step)
@@ -135,8 +141,7 @@ def errors(run_dir: str, which: str) -> None:
     run = load_run(run_dir, which=which)
     cfg = run.config
     _, vd = windows(run.meta["data_root"], cfg)
-    vidx = validation_indices(len(vd), cfg.train.val_windows)
-    xv, yv = torch.stack([vd[i][0] for i in vidx]), torch.stack([vd[i][1] for i in vidx])
+    xv, yv = validation_batch(vd, cfg)
     with torch.no_grad():
         err = (run.generator.eval()(xv) - yv).abs()
     for levels in (1, 4, 8, 16):
@@ -146,18 +151,7 @@ def errors(run_dir: str, which: str) -> None:
     print(f"real frame off the previous one by more than 8 grey levels: {moving:.1%} of pixels")
 
 
-class Gain(torch.nn.Module):
-    """D with its input (frame and differences) multiplied by ``gain`` before the stem."""
-
-    def __init__(self, D: torch.nn.Module, gain: float):
-        super().__init__()
-        self.D, self.gain = D, gain
-
-    def forward(self, y: torch.Tensor, past: torch.Tensor | None = None):
-        return self.D(y * self.gain, None if past is None else past * self.gain)
-
-
-def frozen_g(run_dir: str, which: str, steps: int, fresh: bool, lr: float | None, sets, gain) -> None:
+def frozen_g(run_dir: str, which: str, steps: int, fresh: bool, lr: float | None, sets) -> None:
     from stvad.checkpoint import load_run
 
     run = load_run(run_dir, which=which)
@@ -165,13 +159,10 @@ def frozen_g(run_dir: str, which: str, steps: int, fresh: bool, lr: float | None
     torch.manual_seed(0)
     if fresh:
         D = build_discriminator(cfg.override(sets))
-    if gain != 1:
-        D = Gain(D, gain)
     tc = cfg.train
     opt = torch.optim.Adam(D.parameters(), lr=lr or tc.lr_d, betas=tc.betas_d)
     wd, vd = windows(run.meta["data_root"], cfg)
-    vidx = validation_indices(len(vd), tc.val_windows)
-    xv, yv = torch.stack([vd[i][0] for i in vidx]), torch.stack([vd[i][1] for i in vidx])
+    xv, yv = validation_batch(vd, cfg)
     G.eval()
     with torch.no_grad():
         pv = G(xv)
@@ -202,7 +193,6 @@ def main() -> None:
     p.add_argument("data", nargs="?", help="a benchmark folder (alone, gan), a run folder (frozen)")
     p.add_argument("--fresh", action="store_true", help="frozen: a new D instead of the checkpoint's")
     p.add_argument("--which", default="best", choices=("best", "last"))
-    p.add_argument("--gain", type=float, default=1.0, help="frozen: D's input multiplied by this")
     p.add_argument("--fake", default="blur", choices=("blur", "last", "skip"))
     p.add_argument("--lr", type=float, default=None, help="D's rate (alone: 4e-4; frozen: the run's)")
     p.add_argument("--steps", type=int, default=None)
@@ -220,7 +210,7 @@ def main() -> None:
     elif a.probe == "errors":
         errors(a.data, a.which)
     elif a.probe == "frozen":
-        frozen_g(a.data, a.which, a.steps or 300, a.fresh, a.lr, a.set, a.gain)
+        frozen_g(a.data, a.which, a.steps or 300, a.fresh, a.lr, a.set)
     else:
         gan(a.data, cfg, a.steps or 200)
 

@@ -63,14 +63,20 @@ def train_steps(cfg, steps: int) -> tuple[torch.nn.Module, torch.nn.Module, list
     return G, D, loss_d
 
 
-def real_vs_predicted_auc(G: torch.nn.Module, D: torch.nn.Module, T: int) -> float:
-    """AUROC with which D's mean per-pixel logit ranks held-out real next frames above G's predictions."""
+def real_vs_fake_auc(D: torch.nn.Module, T: int, fake_of) -> float:
+    """AUROC with which D's mean per-pixel logit ranks held-out real next frames y above ``fake_of(x, y)``."""
     x, y = windows(squares(3, 16, seed=1), T)  # videos not seen in training
-    G.eval(), D.eval()
+    D.eval()
     with torch.no_grad():
-        real, fake = D(y, x).pixel_logits.mean((1, 2, 3)), D(G(x), x).pixel_logits.mean((1, 2, 3))
+        real, fake = D(y, x).pixel_logits.mean((1, 2, 3)), D(fake_of(x, y), x).pixel_logits.mean((1, 2, 3))
     truth = np.r_[np.ones(len(y)), np.zeros(len(y))]
     return float(roc_auc_score(truth, torch.cat([real, fake]).numpy()))
+
+
+def real_vs_predicted_auc(G: torch.nn.Module, D: torch.nn.Module, T: int) -> float:
+    """AUROC with which D's mean per-pixel logit ranks held-out real next frames above G's predictions."""
+    G.eval()
+    return real_vs_fake_auc(D, T, lambda x, y: G(x))
 
 
 @pytest.mark.parametrize("name", ["cpu", "cpu-paper"])
@@ -220,12 +226,7 @@ def test_input_gain_lets_a_spectrally_normalised_d_see_small_errors() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        xv, yv = windows(squares(3, 16, seed=1), cfg.data.T)
-        with torch.no_grad():
-            real = D(yv, xv).pixel_logits.mean((1, 2, 3))
-            fake = D(softened(yv), xv).pixel_logits.mean((1, 2, 3))
-        truth = np.r_[np.ones(len(yv)), np.zeros(len(yv))]
-        return float(roc_auc_score(truth, torch.cat([real, fake]).numpy()))
+        return real_vs_fake_auc(D, cfg.data.T, lambda x, y: softened(y))
 
     plain, gained = auc_after_training(1.0), auc_after_training(10.0)
     assert gained >= 0.9 and plain < 0.8, (plain, gained)

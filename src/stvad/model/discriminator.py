@@ -97,16 +97,16 @@ class UNetDiscriminator(nn.Module):
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"frame size {H}x{W} is not divisible by 2^d_depth = {2**self.depth}")
         if not self.context:
-            return y * self.input_gain if self.input_gain != 1 else y
-        if past is None or past.shape[1] < self.context:
+            stem_in = y
+        elif past is None or past.shape[1] < self.context:
             got = "none" if past is None else past.shape[1]
             raise ValueError(f"this discriminator judges a frame after {self.context} past frames, got {got}")
-        if not self.diff:
+        elif not self.diff:
             stem_in = torch.cat([past[:, -self.context :].flatten(1, 2), y], dim=1)
         else:
             seq = torch.cat([past[:, -self.context :], y.unsqueeze(1)], dim=1)  # (B, k+1, C, H, W)
             stem_in = torch.cat([(seq[:, 1:] - seq[:, :-1]).flatten(1, 2), y], dim=1)  # k differences, then y
-        return stem_in * self.input_gain if self.input_gain != 1 else stem_in
+        return stem_in if self.input_gain == 1 else stem_in * self.input_gain
 
     def features2(self, y: torch.Tensor, past: torch.Tensor | None = None) -> F2Output:
         """F2 alone (stem and the first strided convolution): ``forward(y, past).f2`` at a fraction of the
