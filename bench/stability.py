@@ -15,14 +15,16 @@ health over training), the fraction of D's logged steps whose loss sat within 0.
 the test set's micro AUROC (per-video min-max) of `full` and `only-stn`. Test labels only measure.
 
 Runs are resumable and can be shared among several processes on the same --runs folder (a run is claimed
-by a lock file; start one process per free core, each with OMP_NUM_THREADS=1). The JSON
-(bench/results/stability.json) and the table are rebuilt from the finished runs each time.
+by a lock on a file, which a killed process releases; start one process per free core, each with
+OMP_NUM_THREADS=1). The JSON (bench/results/stability.json) and the table are rebuilt from the finished
+runs each time.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import math
 import os
 import shutil
@@ -86,6 +88,19 @@ def summarise_run(run: Path, diverged: str | None) -> dict:
     return out
 
 
+def claim(lock: Path) -> int | None:
+    """An exclusive lock on ``lock`` for this process (the open descriptor; close it to release), or None
+    when another live process holds it. The kernel releases a holder's lock when it dies, so a run left
+    behind by a killed process is claimed again, not skipped for good as an existing file would make it."""
+    fd = os.open(lock, os.O_CREAT | os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> None:
     from stvad.evaluate import evaluate
     from stvad.train import train
@@ -98,12 +113,12 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
     if result.exists():
         return
     runs.mkdir(parents=True, exist_ok=True)
-    lock = runs / f"{slug(name)}-s{seed}.lock"
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
+    lock = claim(runs / f"{slug(name)}-s{seed}.lock")
+    if lock is None:
         return  # another process has it
     try:
+        if result.exists():
+            return  # finished by another process since the check above
         if run.exists() and not last.exists():
             shutil.rmtree(run)  # stopped before its first checkpoint: nothing to resume, start it again
         t0, diverged = time.monotonic(), None
@@ -122,7 +137,7 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
             out["test_auroc_micro"] = {k: res[k]["auroc_micro"] for k in ("full", "only-stn", "copy-last")}
         atomic_write_json(result, out)
     finally:
-        lock.unlink(missing_ok=True)
+        os.close(lock)
 
 
 def _ms(values: list[float], scale: float = 1.0, digits: int = 1) -> str:

@@ -5,6 +5,7 @@
     python experiments/d_probes.py gan DATA [--steps 200] [--set ...]
     python experiments/d_probes.py errors RUN [--which best|last]
     python experiments/d_probes.py frozen RUN [--steps 300] [--fresh [--set ...]] [--lr LR] [--which ...]
+    python experiments/d_probes.py motion RUN [--which best|last]
 
 - ``sensitivity``: D at initialisation (the ``cpu`` preset's, seed 0) on random frames and the same frames
   plus noise of rms 0.1: the rms of the difference of each stage's activations, down to the two logits.
@@ -22,6 +23,11 @@
   new initialisation instead of the checkpoint's, built with the run's config and ``--set``, e.g.
   ``model.d_input_gain=10``): D's held-out AUROCs every 50 steps. Tells a D that
   cannot separate G's predictions from one that the game keeps at chance.
+- ``motion``: where a trained run's D map ``1 - sigmoid(D_dec(xi))`` puts its weight on the held-out
+  validation windows: its mean on pixels that move (the real next frame off the last past frame by more
+  than 8 grey levels) and on the others, and the share of the prediction error's mass on moving pixels
+  before and after the error is weighted by the map. A map that shrinks that share turns the score away
+  from motion, which is where the anomalies of a fixed-camera benchmark are.
 
 One thread, deterministic for a given config; the document's numbers come from these commands with the
 settings it names beside each.
@@ -187,9 +193,36 @@ def frozen_g(run_dir: str, which: str, steps: int, fresh: bool, lr: float | None
             report(step, loss.item())
 
 
+def motion(run_dir: str, which: str) -> None:
+    from stvad.checkpoint import load_run
+    from stvad.scoring import discriminator_map, prediction_error
+
+    run = load_run(run_dir, which=which)
+    cfg = run.config
+    _, vd = windows(run.meta["data_root"], cfg)
+    xv, yv = validation_batch(vd, cfg)
+    G, D = run.generator.eval(), run.discriminator.eval()
+    with torch.no_grad():
+        err = prediction_error(yv, G(xv))  # (B, H, W)
+        dmap = discriminator_map(D(yv, xv if D.context else None))
+    moving = (yv - xv[:, -1]).abs().mean(dim=1) > 2 * 8 / 255
+    print(f"moving pixels: {moving.float().mean().item():.1%}")
+    print(
+        f"D map mean on moving pixels {dmap[moving].mean().item():.3f}, on still pixels "
+        f"{dmap[~moving].mean().item():.3f}"
+    )
+    share = (err * moving).sum() / err.sum()
+    weighted = err * dmap
+    share_w = (weighted * moving).sum() / weighted.sum()
+    print(
+        f"share of the error's mass on moving pixels: {share.item():.1%} plain, {share_w.item():.1%} "
+        "weighted by the D map"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("probe", choices=("sensitivity", "alone", "gan", "errors", "frozen"))
+    p.add_argument("probe", choices=("sensitivity", "alone", "gan", "errors", "frozen", "motion"))
     p.add_argument("data", nargs="?", help="a benchmark folder (alone, gan), a run folder (frozen)")
     p.add_argument("--fresh", action="store_true", help="frozen: a new D instead of the checkpoint's")
     p.add_argument("--which", default="best", choices=("best", "last"))
@@ -209,6 +242,8 @@ def main() -> None:
         alone(a.data, cfg, a.fake, a.lr or 4e-4, a.steps or 60)
     elif a.probe == "errors":
         errors(a.data, a.which)
+    elif a.probe == "motion":
+        motion(a.data, a.which)
     elif a.probe == "frozen":
         frozen_g(a.data, a.which, a.steps or 300, a.fresh, a.lr, a.set)
     else:
