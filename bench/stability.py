@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import math
 import os
 import shutil
@@ -33,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from stvad._io import atomic_write_json
+from stvad._io import atomic_write_json, claim_lock
 from stvad.checkpoint import check_reusable, validation_rows
 from stvad.config import preset
 from stvad.errors import StvadError
@@ -88,19 +87,6 @@ def summarise_run(run: Path, diverged: str | None) -> dict:
     return out
 
 
-def claim(lock: Path) -> int | None:
-    """An exclusive lock on ``lock`` for this process (the open descriptor; close it to release), or None
-    when another live process holds it. The kernel releases a holder's lock when it dies, so a run left
-    behind by a killed process is claimed again, not skipped for good as an existing file would make it."""
-    fd = os.open(lock, os.O_CREAT | os.O_WRONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> None:
     from stvad.evaluate import evaluate
     from stvad.train import train
@@ -113,7 +99,7 @@ def do_run(data: Path, runs: Path, name: str, seed: int, steps: int | None) -> N
     if result.exists():
         return
     runs.mkdir(parents=True, exist_ok=True)
-    lock = claim(runs / f"{slug(name)}-s{seed}.lock")
+    lock = claim_lock(runs / f"{slug(name)}-s{seed}.lock")
     if lock is None:
         return  # another process has it
     try:

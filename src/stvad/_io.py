@@ -1,11 +1,13 @@
 """Atomic file output: write to a temporary file beside the target, fsync, then rename over it.
 
 A reader never sees a half-written file, and an interrupted write leaves the previous version intact.
+``claim_lock`` lets processes share a queue of jobs without two taking the same one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -106,3 +108,17 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
 
     with ctrl_c_deferred(), atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def claim_lock(path: str | os.PathLike) -> int | None:
+    """An exclusive lock on the file ``path`` (created if absent) for this process: the open descriptor,
+    to close when done, or None when another process holds it. The kernel releases a holder's lock when
+    it dies, so a job left behind by a killed process is claimed again, not skipped for good as the mere
+    existence of a lock file would make it."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
