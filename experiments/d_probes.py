@@ -88,6 +88,12 @@ def validation_batch(vd: WindowDataset, cfg) -> tuple[torch.Tensor, torch.Tensor
     return torch.stack([vd[i][0] for i in idx]), torch.stack([vd[i][1] for i in idx])
 
 
+def moved(past: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+    """(B, H, W): where the real next frame is off the last past frame by more than 8 grey levels (frames in
+    [-1, 1], a grey level is 2/255), averaged over colour channels."""
+    return (nxt - past[:, -1]).abs().mean(dim=1) > 2 * 8 / 255
+
+
 def alone(data: str, cfg, fake_kind: str, lr: float, steps: int) -> None:
     torch.manual_seed(0)
     D = build_discriminator(cfg)
@@ -153,7 +159,7 @@ def errors(run_dir: str, which: str) -> None:
     for levels in (1, 4, 8, 16):
         frac = (err > 2 * levels / 255).float().mean().item()  # frames in [-1, 1]: a grey level is 2/255
         print(f"prediction off by more than {levels:2} grey levels: {frac:.1%} of pixels")
-    moving = ((yv - xv[:, -1]).abs() > 2 * 8 / 255).float().mean().item()
+    moving = moved(xv, yv).float().mean().item()
     print(f"real frame off the previous one by more than 8 grey levels: {moving:.1%} of pixels")
 
 
@@ -204,8 +210,8 @@ def motion(run_dir: str, which: str) -> None:
     G, D = run.generator.eval(), run.discriminator.eval()
     with torch.no_grad():
         err = prediction_error(yv, G(xv))  # (B, H, W)
-        dmap = discriminator_map(D(yv, xv if D.context else None))
-    moving = (yv - xv[:, -1]).abs().mean(dim=1) > 2 * 8 / 255
+        dmap = discriminator_map(D(yv, xv))
+    moving = moved(xv, yv)
     print(f"moving pixels: {moving.float().mean().item():.1%}")
     print(
         f"D map mean on moving pixels {dmap[moving].mean().item():.3f}, on still pixels "
