@@ -230,3 +230,60 @@ def test_input_gain_lets_a_spectrally_normalised_d_see_small_errors() -> None:
 
     plain, gained = auc_after_training(1.0), auc_after_training(10.0)
     assert gained >= 0.9 and plain < 0.8, (plain, gained)
+
+
+def test_a_separate_map_head_learns_the_pseudo_anomalies_and_g_does_not_read_it() -> None:
+    """model.d_map_head: the pseudo-anomaly loss trains the map head and not the real/fake heads; G's
+    adversarial loss reads the real/fake heads and not the map head; the score's D map reads the map head.
+    A short training with it ranks held-out skip-frame fakes above real next frames by the map."""
+    from stvad.losses import g_adversarial_loss, pseudo_anomaly_loss, pseudo_anomaly_targets
+    from stvad.scoring import discriminator_map
+
+    from stvad.errors import StvadError
+    from stvad.train import _validate
+
+    with pytest.raises(StvadError, match="d_map_head learns only from pseudo-anomalies"):
+        _validate(small("cpu", "model.d_map_head=true"))  # an untrained head would be a random map
+    cfg = small("cpu", "train.pseudo_skip=3", "model.d_map_head=true")
+    torch.manual_seed(0)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    video = squares(1, 16)[0]
+    x, y, z = video[None, 2:6], video[6:7], video[9:10]
+
+    def touched(loss: torch.Tensor) -> dict[str, bool]:
+        D.zero_grad(set_to_none=True)
+        loss.backward()
+        return {n: D.get_submodule(n).weight.grad is not None for n in ("enc_head", "dec_head", "map_head")}
+
+    assert touched(g_adversarial_loss(D(G(x), x))) == {"enc_head": True, "dec_head": True, "map_head": False}
+    pseudo = pseudo_anomaly_loss(D(z, x), pseudo_anomaly_targets(z, y, 0.1), D(y, x))
+    assert touched(pseudo) == {"enc_head": False, "dec_head": False, "map_head": True}
+    with torch.no_grad():
+        D.map_head.bias.fill_(20.0)  # the map head says "real" everywhere: the D map is 0
+        assert discriminator_map(D(y, x)).max() < 1e-6
+        D.dec_head.bias.fill_(-20.0)  # the real/fake head's verdict does not reach the map
+        assert discriminator_map(D(y, x)).max() < 1e-6
+
+    torch.manual_seed(0)
+    D = build_discriminator(cfg)
+    tc = cfg.train
+    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
+    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+    videos, T, k = squares(6, 24), cfg.data.T, tc.pseudo_skip
+    xs = torch.stack([v[t - T : t] for v in videos for t in range(T, len(v) - k)])
+    ys = torch.stack([v[t] for v in videos for t in range(T, len(v) - k)])
+    zs = torch.stack([v[t + k] for v in videos for t in range(T, len(v) - k)])
+    order = torch.Generator().manual_seed(0)
+    for step in range(1, 61):
+        i = torch.randint(len(xs), (8,), generator=order)
+        gan_step(G, D, opt_g, opt_d, xs[i], ys[i], tc, step, torch.Generator().manual_seed(step),
+                 lambda l: l.backward(), lambda *a: None, ahead=zs[i])  # fmt: skip
+    held = squares(3, 16, seed=1)
+    hx = torch.stack([v[t - T : t] for v in held for t in range(T, len(v) - k)])
+    hy = torch.stack([v[t] for v in held for t in range(T, len(v) - k)])
+    hz = torch.stack([v[t + k] for v in held for t in range(T, len(v) - k)])
+    D.eval()
+    with torch.no_grad():
+        real, fake = discriminator_map(D(hy, hx)).mean((1, 2)), discriminator_map(D(hz, hx)).mean((1, 2))
+    truth = np.r_[np.zeros(len(hy)), np.ones(len(hz))]
+    assert roc_auc_score(truth, torch.cat([real, fake]).numpy()) >= 0.8  # 0.13 untrained, 0.93 here

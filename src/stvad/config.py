@@ -59,6 +59,10 @@ class ModelConfig:
     # normalisation bounds each layer's gain at 1, so D's outputs can differ between two inputs by at most
     # about their distance times this; a prediction differs from the real frame by a few hundredths
     d_input_gain: float = 1.0
+    # a separate per-pixel head of D_dec for the anomaly map, trained only on the pseudo-anomalies of
+    # train.pseudo_skip (needs it): G's adversarial loss reads the real/fake heads alone, so the fakes that
+    # teach the map where motion is abnormal do not also push G (docs/discriminator.md)
+    d_map_head: bool = False
 
 
 @dataclass
@@ -366,12 +370,12 @@ RESUMABLE_KEYS = ("train.max_steps", "train.num_workers")
 
 # config fields an architecture does not have: the FFP-style U-Net fuses all past frames at its input
 # (build_generator ignores g_skip_frames and g_residual) and its patch D judges one frame (build_discriminator
-# ignores the U-Net D's d_context, d_input and d_residual).
+# ignores the U-Net D's d_context, d_input, d_residual, d_input_gain and d_map_head).
 # Overrides of these fields do not reach the baseline, and a finished run is reused whatever they hold.
 UNUSED_BY_ARCH = {
     "ffp": {
         "model.g_skip_frames", "model.g_residual", "model.d_context", "model.d_input", "model.d_residual",
-        "model.d_input_gain",
+        "model.d_input_gain", "model.d_map_head",
     }
 }
 

@@ -3,6 +3,7 @@
     L_D = BCE(D_enc(xi), 1) + BCE(D_enc(G(x)), 0) + BCE(D_dec(xi), 1) + BCE(D_dec(G(x)), 0)
           [+ CutMix augmentation: BCE(D_dec(mix), M) + BCE(D_enc(mix), 0)]  [+ w_cons * L_cons]
           [+ w_pseudo * (BCE(D_dec(z), P) + BCE(D_enc(z), 0))]   (z: skip-frame fake, P: 0 where it moved)
+          (with model.d_map_head: [+ w_pseudo * (BCE(D_map(z), P) + BCE(D_map(xi), 1))] instead)
     L_G = L_recon(xi, G(x)) + w_adv * (BCE(D_enc(G(x)), 1) + BCE(D_dec(G(x)), 1))     (non-saturating)
     L_recon = w_intensity * ||xi - G(x)||^2 + w_gradient * image-gradient loss         (FFP, Liu et al. 2018)
     L_cons = ||D_dec(mix) - (M o D_dec(xi) + (1 - M) o D_dec(G(x)))||^2                (U-Net GAN)
@@ -134,7 +135,15 @@ def pseudo_anomaly_targets(skipped: torch.Tensor, nxt: torch.Tensor, threshold: 
     return 1.0 - F.max_pool2d(moved, 5, stride=1, padding=2)
 
 
-def pseudo_anomaly_loss(out: DOutput, targets: torch.Tensor) -> torch.Tensor:
-    """D on a pseudo-anomalous frame: D_dec -> the per-pixel targets, D_enc -> fake where anything moved."""
+def pseudo_anomaly_loss(out: DOutput, targets: torch.Tensor, real: DOutput | None = None) -> torch.Tensor:
+    """D on a pseudo-anomalous frame: D_dec -> the per-pixel targets, D_enc -> fake where anything moved.
+
+    A D with a separate map head (``model.d_map_head``) learns them there instead: the map head -> the
+    targets on the pseudo-anomalous frame and -> real on the real next frame ``real`` (D's output on it),
+    and the real/fake heads see no pseudo-anomaly."""
+    if out.map_logits is not None:
+        if real is None or real.map_logits is None:
+            raise ValueError("a D with a map head needs its output on the real next frame too")
+        return bce(out.map_logits, targets) + bce(real.map_logits, 1.0)
     fake_somewhere = (targets.flatten(1).amin(1) < 1).float()
     return bce(out.pixel_logits, targets) + bce(out.logit, 1.0 - fake_somewhere)

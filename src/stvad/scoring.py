@@ -83,8 +83,11 @@ def prediction_error(target: Tensor, pred: Tensor) -> Tensor:
 
 
 def discriminator_map(d_real: DiscriminatorOutput) -> Tensor:
-    """1 - sigmoid(D_dec(xi)): where D finds the real frame unrealistic. (B, 1, H, W) -> (B, H, W)."""
-    return 1.0 - torch.sigmoid(d_real.pixel_logits[:, 0])
+    """1 - sigmoid(D_dec(xi)): where D finds the real frame unrealistic. (B, 1, H, W) -> (B, H, W).
+
+    A D with a separate map head (``model.d_map_head``) gives that head's logits instead of D_dec's."""
+    logits = getattr(d_real, "map_logits", None)
+    return 1.0 - torch.sigmoid((d_real.pixel_logits if logits is None else logits)[:, 0])
 
 
 def feature_map(

@@ -115,7 +115,7 @@ def gan_step(
                     loss_d = loss_d + tc.w_cons * logs["cons"]
             if tc.pseudo_skip and ahead is not None:
                 targets = pseudo_anomaly_targets(ahead, y, tc.pseudo_threshold)
-                logs["pseudo"] = pseudo_anomaly_loss(D(ahead, x), targets)
+                logs["pseudo"] = pseudo_anomaly_loss(D(ahead, x), targets, real_out)
                 loss_d = loss_d + tc.w_pseudo * logs["pseudo"]
             check("D", loss_d)
             opt_d.zero_grad()
@@ -440,6 +440,11 @@ def _validate(cfg: Config) -> None:
     if t.pseudo_skip < 0 or (t.pseudo_skip and (not m.d_context or m.arch != "stgan")):
         raise StvadError(
             "train.pseudo_skip needs the stgan D seeing the past (model.d_context > 0), and must be >= 0",
+            "config",
+        )
+    if m.d_map_head and not t.pseudo_skip:
+        raise StvadError(
+            "model.d_map_head learns only from pseudo-anomalies: set train.pseudo_skip (e.g. 3) or drop it",
             "config",
         )
 

@@ -70,4 +70,5 @@ def build_discriminator(cfg: Config) -> nn.Module:
         diff=m.d_input == "diff",
         residual=m.d_residual,
         input_gain=m.d_input_gain,
+        map_head=m.d_map_head,
     )

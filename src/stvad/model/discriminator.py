@@ -21,6 +21,10 @@ prediction a few hundredths away (docs/discriminator.md, section 5). Spectral no
 layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN / BigGAN. One SAGAN
 self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
 cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
+
+With ``map_head`` (not in the paper) D_dec has a second 1x1 head beside the real/fake one, trained only to
+mark pseudo-anomalous pixels (``train.pseudo_skip``): the anomaly score's D map reads it, while the real/fake
+heads that G's adversarial loss reads stay trained on real frames against predictions alone.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class DOutput(NamedTuple):
     logit: torch.Tensor  # (B,) D_enc's global real/fake logit
     pixel_logits: torch.Tensor  # (B, 1, H, W) D_dec's per-pixel logits
     f2: torch.Tensor  # (B, C2, h, w) features after D_enc's second convolution
+    # (B, 1, H, W) the separate map head's per-pixel logits (``map_head``), None without one
+    map_logits: torch.Tensor | None = None
 
 
 class F2Output(NamedTuple):
@@ -59,6 +65,7 @@ class UNetDiscriminator(nn.Module):
         diff: bool = False,
         residual: bool = True,
         input_gain: float = 1.0,
+        map_head: bool = False,
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=8)
@@ -90,6 +97,9 @@ class UNetDiscriminator(nn.Module):
             nn.ModuleList(conv(w[s + 1], w[s], 1, sn=sn) for s in range(depth)) if residual else None
         )
         self.dec_head = conv(w[0], 1, 1)
+        # a second per-pixel head on the same decoder features, trained only on pseudo-anomalies; G's
+        # adversarial loss does not read it, and the anomaly map does (instead of dec_head's)
+        self.map_head = conv(w[0], 1, 1) if map_head else None
 
     def _input(self, y: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
         """The stem's input: the frame, after the last ``context`` past frames when D is conditioned."""
@@ -135,4 +145,4 @@ class UNetDiscriminator(nn.Module):
             if self.up_short is not None:
                 u = u + self.up_short[s](F.interpolate(h, scale_factor=2))
             h = act(u)
-        return DOutput(logit, self.dec_head(h), f2)
+        return DOutput(logit, self.dec_head(h), f2, None if self.map_head is None else self.map_head(h))
