@@ -457,7 +457,7 @@ CASES = [
         [*TRAIN, "--set", "model.depth=3"],
         "--set: unknown config key 'model.depth' (known in model: arch, g_width, g_depth, g_skip, "
         "g_skip_frames, g_attention, g_spectral_norm, g_residual, lstm_kernel, lstm_layers, d_width, "
-        "d_depth, d_attention, d_spectral_norm, d_context, d_input, d_residual, d_input_gain)",
+        "d_depth, d_attention, d_spectral_norm, d_context, d_input, d_residual, d_input_gain, d_map_head)",
         api=lambda: preset("tiny").override(["model.depth=3"]),
     ),
     Case(
