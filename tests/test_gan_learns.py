@@ -236,15 +236,14 @@ def test_a_separate_map_head_learns_the_pseudo_anomalies_and_g_does_not_read_it(
     """model.d_map_head: the pseudo-anomaly loss trains the map head and not the real/fake heads; G's
     adversarial loss reads the real/fake heads and not the map head; the score's D map reads the map head.
     A short training with it ranks held-out skip-frame fakes above real next frames by the map."""
+    from stvad.errors import StvadError
     from stvad.losses import g_adversarial_loss, pseudo_anomaly_loss, pseudo_anomaly_targets
     from stvad.scoring import discriminator_map
-
-    from stvad.errors import StvadError
     from stvad.train import _validate
 
     with pytest.raises(StvadError, match="d_map_head learns only from pseudo-anomalies"):
-        _validate(small("cpu", "model.d_map_head=true"))  # an untrained head would be a random map
-    cfg = small("cpu", "train.pseudo_skip=3", "model.d_map_head=true")
+        _validate(small("cpu", "model.d_map_head=shared"))  # an untrained head would be a random map
+    cfg = small("cpu", "train.pseudo_skip=3", "model.d_map_head=shared")
     torch.manual_seed(0)
     G, D = build_generator(cfg), build_discriminator(cfg)
     video = squares(1, 16)[0]
@@ -287,3 +286,41 @@ def test_a_separate_map_head_learns_the_pseudo_anomalies_and_g_does_not_read_it(
         real, fake = discriminator_map(D(hy, hx)).mean((1, 2)), discriminator_map(D(hz, hx)).mean((1, 2))
     truth = np.r_[np.zeros(len(hy)), np.ones(len(hz))]
     assert roc_auc_score(truth, torch.cat([real, fake]).numpy()) >= 0.8  # 0.13 untrained, 0.93 here
+
+
+def test_a_probe_map_head_reads_d_detached_so_d_and_g_train_as_without_it() -> None:
+    """model.d_map_head=probe: the pseudo-anomaly loss reaches the probe and no layer of D (a shared head's
+    reaches D's layers); D's and G's steps give the same weights with and without the probe."""
+    from stvad.losses import pseudo_anomaly_loss, pseudo_anomaly_targets
+
+    video = squares(1, 16)[0]
+    x, y, z = video[None, 2:6], video[6:7], video[9:10]
+    for head, trunk_learns in (("shared", True), ("probe", False)):
+        cfg = small("cpu", "train.pseudo_skip=3", f"model.d_map_head={head}")
+        torch.manual_seed(0)
+        D = build_discriminator(cfg)
+        pseudo_anomaly_loss(D(z, x), pseudo_anomaly_targets(z, y, 0.1), D(y, x)).backward()
+        grads = {n: p.grad is not None and bool(p.grad.any()) for n, p in D.named_parameters()}
+        assert any(v for n, v in grads.items() if n.startswith("map_head."))
+        assert any(v for n, v in grads.items() if not n.startswith("map_head.")) == trunk_learns, head
+
+    def two_steps(cfg) -> tuple[torch.nn.Module, torch.nn.Module]:
+        torch.manual_seed(0)
+        G, D = build_generator(cfg), build_discriminator(cfg)
+        tc = cfg.train
+        opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
+        opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+        xs, ys = windows(squares(2, 16), cfg.data.T)
+        zs = ys.roll(-3, 0)
+        for step in (1, 2):
+            gan_step(G, D, opt_g, opt_d, xs[:4], ys[:4], tc, step, torch.Generator().manual_seed(step),
+                     lambda l: l.backward(), lambda *a: None, ahead=zs[:4])  # fmt: skip
+        return G, D
+
+    cfg = small("cpu", "train.cutmix_prob=1", "train.cutmix_warmup=0")
+    G0, D0 = two_steps(cfg)
+    G1, D1 = two_steps(small("cpu", "train.cutmix_prob=1", "train.cutmix_warmup=0", "train.pseudo_skip=3",
+                             "model.d_map_head=probe"))  # fmt: skip
+    assert all(torch.equal(p, q) for p, q in zip(G0.parameters(), G1.parameters()))
+    trunk = {n: p for n, p in D1.named_parameters() if not n.startswith("map_head.")}
+    assert all(torch.equal(p, trunk[n]) for n, p in D0.named_parameters())

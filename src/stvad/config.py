@@ -60,9 +60,10 @@ class ModelConfig:
     # about their distance times this; a prediction differs from the real frame by a few hundredths
     d_input_gain: float = 1.0
     # a separate per-pixel head of D_dec for the anomaly map, trained only on the pseudo-anomalies of
-    # train.pseudo_skip (needs it): G's adversarial loss reads the real/fake heads alone, so the fakes that
-    # teach the map where motion is abnormal do not also push G (docs/discriminator.md)
-    d_map_head: bool = False
+    # train.pseudo_skip (needs it); G's adversarial loss reads the real/fake heads alone. "shared": a 1x1
+    # head whose loss also trains D's layers; "probe": a small head on D_dec's features detached, so D and
+    # G train exactly as without it; "none": the map is 1 - D_dec's real/fake verdict (the paper)
+    d_map_head: str = "none"
 
 
 @dataclass

@@ -115,7 +115,16 @@ def gan_step(
                     loss_d = loss_d + tc.w_cons * logs["cons"]
             if tc.pseudo_skip and ahead is not None:
                 targets = pseudo_anomaly_targets(ahead, y, tc.pseudo_threshold)
-                logs["pseudo"] = pseudo_anomaly_loss(D(ahead, x), targets, real_out)
+                if getattr(D, "map_detached", False):
+                    # a probe must leave D as it would be without it: its pass runs in eval mode, so that
+                    # it does not advance spectral normalisation's power iteration (gradients still flow)
+                    was_training = D.training
+                    D.eval()
+                    pseudo_out = D(ahead, x)
+                    D.train(was_training)
+                else:
+                    pseudo_out = D(ahead, x)
+                logs["pseudo"] = pseudo_anomaly_loss(pseudo_out, targets, real_out)
                 loss_d = loss_d + tc.w_pseudo * logs["pseudo"]
             check("D", loss_d)
             opt_d.zero_grad()
@@ -442,7 +451,7 @@ def _validate(cfg: Config) -> None:
             "train.pseudo_skip needs the stgan D seeing the past (model.d_context > 0), and must be >= 0",
             "config",
         )
-    if m.d_map_head and not t.pseudo_skip:
+    if m.d_map_head != "none" and not t.pseudo_skip:
         raise StvadError(
             "model.d_map_head learns only from pseudo-anomalies: set train.pseudo_skip (e.g. 3) or drop it",
             "config",

@@ -12,6 +12,7 @@ from stvad.model.generator import Features, STGenerator, feature_windows
 
 ARCHS = ("stgan", "ffp")
 D_INPUTS = ("frames", "diff")
+D_MAP_HEADS = ("none", "shared", "probe")
 
 __all__ = [
     "ARCHS",
@@ -58,6 +59,10 @@ def build_discriminator(cfg: Config) -> nn.Module:
         raise StvadError(f"model.d_context must be between 0 and data.T = {cfg.data.T}, got {m.d_context}")
     if m.d_input not in D_INPUTS:
         raise StvadError(f"unknown model.d_input '{m.d_input}' (choose from: {', '.join(D_INPUTS)})")
+    if m.d_map_head not in D_MAP_HEADS:
+        raise StvadError(
+            f"unknown model.d_map_head '{m.d_map_head}' (choose from: {', '.join(D_MAP_HEADS)})"
+        )
     if m.arch == "ffp":  # its patch D judges one frame: d_context, d_input and d_residual do not apply
         return PatchDiscriminator(cfg.data.channels, m.d_width, m.d_depth, m.d_spectral_norm)
     return UNetDiscriminator(

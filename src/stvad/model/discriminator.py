@@ -22,9 +22,11 @@ layer except the two final 1x1 convolutions (the logit heads), as in U-Net GAN /
 self-attention block sits in D_enc at scale max(depth - 1, 1), the finest scale where its (HW)^2 map is
 cheap on a CPU. F2, the output of D_enc's second convolution, is what the anomaly map compares.
 
-With ``map_head`` (not in the paper) D_dec has a second 1x1 head beside the real/fake one, trained only to
-mark pseudo-anomalous pixels (``train.pseudo_skip``): the anomaly score's D map reads it, while the real/fake
-heads that G's adversarial loss reads stay trained on real frames against predictions alone.
+With ``map_head`` (not in the paper) D_dec has a second per-pixel head beside the real/fake one, trained
+only to mark pseudo-anomalous pixels (``train.pseudo_skip``): the anomaly score's D map reads it, while the
+real/fake heads that G's adversarial loss reads stay trained on real frames against predictions alone.
+"shared" is a 1x1 head whose loss also trains D's layers; "probe" reads D_dec's last features detached
+(a 3x3 and a 1x1 convolution), so D's layers, and through them G, train exactly as without it.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class UNetDiscriminator(nn.Module):
         diff: bool = False,
         residual: bool = True,
         input_gain: float = 1.0,
-        map_head: bool = False,
+        map_head: str = "none",
     ):
         super().__init__()
         w = stage_widths(width, depth, cap=8)
@@ -98,8 +100,15 @@ class UNetDiscriminator(nn.Module):
         )
         self.dec_head = conv(w[0], 1, 1)
         # a second per-pixel head on the same decoder features, trained only on pseudo-anomalies; G's
-        # adversarial loss does not read it, and the anomaly map does (instead of dec_head's)
-        self.map_head = conv(w[0], 1, 1) if map_head else None
+        # adversarial loss does not read it, and the anomaly map does (instead of dec_head's). A "probe"
+        # reads the features detached (D's layers do not learn from it) through one more 3x3 convolution
+        self.map_detached = map_head == "probe"
+        if map_head == "shared":
+            self.map_head = conv(w[0], 1, 1)
+        elif map_head == "probe":
+            self.map_head = nn.Sequential(conv(w[0], w[0], 3), nn.LeakyReLU(0.2), conv(w[0], 1, 1))
+        else:
+            self.map_head = None
 
     def _input(self, y: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
         """The stem's input: the frame, after the last ``context`` past frames when D is conditioned."""
@@ -145,4 +154,7 @@ class UNetDiscriminator(nn.Module):
             if self.up_short is not None:
                 u = u + self.up_short[s](F.interpolate(h, scale_factor=2))
             h = act(u)
-        return DOutput(logit, self.dec_head(h), f2, None if self.map_head is None else self.map_head(h))
+        map_logits = None
+        if self.map_head is not None:
+            map_logits = self.map_head(h.detach() if self.map_detached else h)
+        return DOutput(logit, self.dec_head(h), f2, map_logits)
