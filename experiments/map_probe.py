@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
 
-from stvad._io import atomic_write_json
+from stvad._io import atomic_torch_save, atomic_write_json
 from stvad.checkpoint import load_run, read_checkpoint
 from stvad.config import Config
 from stvad.data.layouts import open_dataset
@@ -58,7 +59,7 @@ def fit(run_dir: Path, steps: int, skip: int, lr: float, batch: int, seed: int =
             losses.append(loss.detach().item())
             step += 1
             if step % 50 == 0:
-                print(f"step {step}: loss {sum(losses[-50:]) / 50:.4f}", flush=True)
+                print(f"step {step}: loss {statistics.fmean(losses[-50:]):.4f}", flush=True)
             if step >= steps:
                 break
     return cfg, D, losses
@@ -74,9 +75,7 @@ def write(run_dir: Path, new: Path, cfg: Config, D: torch.nn.Module, info: dict)
         state["state_dict"].update(head)
         state["stvad"]["config"] = cfg.to_dict()
         state["stvad"]["map_probe"] = info
-        tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt)
+        atomic_torch_save(ckpt, state)
     atomic_write_json(new / "config.json", cfg.to_dict())
     atomic_write_json(new / "map_probe.json", info)
 
@@ -94,7 +93,7 @@ def main() -> None:
     cfg, D, losses = fit(a.run, a.steps, a.skip, a.lr, a.batch)
     info = {
         "source_run": str(a.run), "steps": a.steps, "skip": a.skip, "lr": a.lr, "batch": a.batch,
-        "loss_first_50": sum(losses[:50]) / 50, "loss_last_50": sum(losses[-50:]) / 50,
+        "loss_first_50": statistics.fmean(losses[:50]), "loss_last_50": statistics.fmean(losses[-50:]),
     }  # fmt: skip
     write(a.run, a.new, cfg, D, info)
     print(f"wrote {a.new} (pseudo-anomaly loss {info['loss_first_50']:.4f} -> {info['loss_last_50']:.4f})")

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from stvad.config import preset
 from stvad.model import build_discriminator, build_generator
-from stvad.train import gan_step
+from stvad.train import gan_step, optimisers
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -33,10 +33,12 @@ def squares(n_videos: int, frames: int, size: int = 32, seed: int = 0) -> list[t
     return out
 
 
-def windows(videos: list[torch.Tensor], T: int) -> tuple[torch.Tensor, torch.Tensor]:
-    xs = [v[t - T : t] for v in videos for t in range(T, len(v))]
-    ys = [v[t] for v in videos for t in range(T, len(v))]
-    return torch.stack(xs), torch.stack(ys)
+def windows(videos: list[torch.Tensor], T: int, ahead: int = 0) -> tuple[torch.Tensor, ...]:
+    """Past frames (N, T, 1, H, W) and next frames (N, 1, H, W) of every window; with ``ahead`` = k also the
+    frames k after the next (skip-frame pseudo-anomalies), over the windows that have one."""
+    ts = [(v, t) for v in videos for t in range(T, len(v) - ahead)]
+    out = [torch.stack([v[t - T : t] for v, t in ts]), torch.stack([v[t] for v, t in ts])]
+    return (*out, torch.stack([v[t + ahead] for v, t in ts])) if ahead else tuple(out)
 
 
 def small(name: str, *overrides: str):
@@ -49,8 +51,7 @@ def train_steps(cfg, steps: int) -> tuple[torch.nn.Module, torch.nn.Module, list
     torch.manual_seed(0)
     G, D = build_generator(cfg), build_discriminator(cfg)
     tc = cfg.train
-    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
-    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+    opt_g, opt_d = optimisers(G, D, tc)
     x, y = windows(squares(6, 24), cfg.data.T)
     order = torch.Generator().manual_seed(0)
     loss_d = []
@@ -95,8 +96,7 @@ def test_d_step_changes_no_g_parameter_and_g_step_no_d_parameter() -> None:
     torch.manual_seed(0)
     G, D = build_generator(cfg), build_discriminator(cfg)
     tc = cfg.train
-    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
-    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+    opt_g, opt_d = optimisers(G, D, tc)
 
     def snapshot(m: torch.nn.Module) -> list[torch.Tensor]:
         return [p.detach().clone() for p in m.parameters()]
@@ -266,21 +266,14 @@ def test_a_separate_map_head_learns_the_pseudo_anomalies_and_g_does_not_read_it(
     torch.manual_seed(0)
     D = build_discriminator(cfg)
     tc = cfg.train
-    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
-    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
-    videos, T, k = squares(6, 24), cfg.data.T, tc.pseudo_skip
-    xs = torch.stack([v[t - T : t] for v in videos for t in range(T, len(v) - k)])
-    ys = torch.stack([v[t] for v in videos for t in range(T, len(v) - k)])
-    zs = torch.stack([v[t + k] for v in videos for t in range(T, len(v) - k)])
+    opt_g, opt_d = optimisers(G, D, tc)
+    xs, ys, zs = windows(squares(6, 24), cfg.data.T, tc.pseudo_skip)
     order = torch.Generator().manual_seed(0)
     for step in range(1, 61):
         i = torch.randint(len(xs), (8,), generator=order)
         gan_step(G, D, opt_g, opt_d, xs[i], ys[i], tc, step, torch.Generator().manual_seed(step),
                  lambda l: l.backward(), lambda *a: None, ahead=zs[i])  # fmt: skip
-    held = squares(3, 16, seed=1)
-    hx = torch.stack([v[t - T : t] for v in held for t in range(T, len(v) - k)])
-    hy = torch.stack([v[t] for v in held for t in range(T, len(v) - k)])
-    hz = torch.stack([v[t + k] for v in held for t in range(T, len(v) - k)])
+    hx, hy, hz = windows(squares(3, 16, seed=1), cfg.data.T, tc.pseudo_skip)  # videos not seen in training
     D.eval()
     with torch.no_grad():
         real, fake = discriminator_map(D(hy, hx)).mean((1, 2)), discriminator_map(D(hz, hx)).mean((1, 2))
@@ -308,8 +301,7 @@ def test_a_probe_map_head_reads_d_detached_so_d_and_g_train_as_without_it() -> N
         torch.manual_seed(0)
         G, D = build_generator(cfg), build_discriminator(cfg)
         tc = cfg.train
-        opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g)
-        opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d)
+        opt_g, opt_d = optimisers(G, D, tc)
         xs, ys = windows(squares(2, 16), cfg.data.T)
         zs = ys.roll(-3, 0)
         for step in (1, 2):

@@ -145,6 +145,14 @@ def gan_step(
     return {k: v.detach() for k, v in logs.items()}
 
 
+def optimisers(G: nn.Module, D: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """TTUR: G's and D's Adam optimisers, each with its own learning rate and betas."""
+    return (
+        torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=tc.betas_g),
+        torch.optim.Adam(D.parameters(), lr=tc.lr_d, betas=tc.betas_d),
+    )
+
+
 def _step_seed(seed: int, *parts: int) -> int:
     """A 63-bit seed from the run seed and counters, distinct for distinct counters."""
     s = seed & 0xFFFFFFFF
@@ -229,11 +237,7 @@ class GANModule(pl.LightningModule):
         self._val_sums = torch.zeros(5)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        tc = self.cfg.train
-        return [
-            torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=tc.betas_g),
-            torch.optim.Adam(self.D.parameters(), lr=tc.lr_d, betas=tc.betas_d),
-        ]
+        return list(optimisers(self.G, self.D, self.cfg.train))
 
     # --- data -----------------------------------------------------------------------------------------
     def train_dataloader(self) -> torch.utils.data.DataLoader:
