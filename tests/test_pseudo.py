@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows
+from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows, uturn_windows
 
 
 def walking_square(n: int = 30, size: int = 64) -> np.ndarray:
@@ -43,8 +43,21 @@ def test_reversal_runs_the_box_backwards_and_speedup_skips_frames() -> None:
     np.testing.assert_array_equal(pseudo[:, box], frames[t - 2 * T : t : 2][:, box])
 
 
+def test_a_uturn_sends_the_box_of_the_target_back_two_frames_after_a_real_past() -> None:
+    frames, T, spec = walking_square(), 4, PseudoSpec()
+    wins = list(uturn_windows(frames, T, spec))
+    assert wins
+    for t, past, pseudo_past, target in wins:
+        np.testing.assert_array_equal(past, frames[t - T : t])
+        np.testing.assert_array_equal(pseudo_past, past)
+        box = (target != frames[t]).any(axis=2)
+        assert box.any() and np.argwhere(box)[:, 0].min() >= 14  # where the square is
+        np.testing.assert_array_equal(target[box], frames[t - 2][box])
+        np.testing.assert_array_equal(target[~box], frames[t][~box])
+    assert all(np.array_equal(a[3], b[3]) for a, b in zip(wins, uturn_windows(frames, T, spec)))
+
+
 def test_a_still_clip_gets_no_pseudo_anomalies() -> None:
     still = np.full((30, 64, 64, 1), 90, np.uint8)
-    assert not list(speedup_windows(still, 4, PseudoSpec())) and not list(
-        reversal_windows(still, 4, PseudoSpec())
-    )
+    for make in (speedup_windows, reversal_windows, uturn_windows):
+        assert not list(make(still, 4, PseudoSpec()))

@@ -9,10 +9,15 @@ changes gets none: it would be a normal window labelled anomalous):
   pseudo-anomalies of Astrid et al. ("Learning Not to Reconstruct Anomalies", BMVC 2021), kept local.
 - ``reversal_windows``: inside the box the past runs backwards in time (t+T..t+1), so what moves there
   moves the wrong way into the real frame t; after Astrid et al.'s moving-backward pseudo-anomalies
-  (BMVC 2022), kept local.
+  (BMVC 2022), kept local. The reversed past runs on into the real frame t (frame t+1 is its last), so
+  what it tests is whether the motion's direction or gait gives time's arrow away: on a path walked both
+  ways, a box moving backwards looks like someone walking the other way.
+- ``uturn_windows``: the past is real; inside the box the target is frame t-2 instead of t, so what moves
+  there turns back on its last step (a U-turn into the frame judged, not a reversed past).
 
-Both yield ``(t, past, pseudo_past, target)`` with pasts (T, H, W, C) uint8, deterministic for a spec's
-seed and the clip's number. Training's own pseudo-anomalies (``train.pseudo_skip``: the whole frame k
+All yield ``(t, past, pseudo_past, target)`` with pasts (T, H, W, C) uint8, deterministic for a spec's
+seed and the clip's number (for ``uturn_windows`` the pseudo past is the real past and the target is
+changed). Training's own pseudo-anomalies (``train.pseudo_skip``: the whole frame k
 ahead) are a different kind, so a choice made on these does not reward a model for recognising the
 exact fakes it was trained on.
 """
@@ -86,3 +91,18 @@ def reversal_windows(
         got = _boxed(past, frames[t + T : t : -1], side, spec.min_change)
         if got is not None:
             yield t, past, got[0], frames[t]
+
+
+def uturn_windows(
+    frames: np.ndarray, T: int, spec: PseudoSpec, clip_seed: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Over a clip's frames (n, H, W, C) uint8: windows whose target steps back inside one box (frame
+    t-2 there instead of t), after a real past."""
+    n, h, w = frames.shape[:3]
+    rng = np.random.default_rng([spec.seed, clip_seed, 2])
+    for t in range(max(T, 2), n):
+        side = max(2, round(rng.uniform(*spec.box) * min(h, w)))
+        got = _boxed(frames[t][None], frames[t - 2][None], side, spec.min_change)
+        if got is not None:
+            past = frames[t - T : t]
+            yield t, past, past, got[0][0]

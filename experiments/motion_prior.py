@@ -1,0 +1,317 @@
+"""Probe: a model of normal optical flow as a second score beside the GAN's, chosen without test labels.
+
+    python experiments/motion_prior.py RUN DATA [--also dmap] [--json experiments/results/NAME.json]
+    python experiments/motion_prior.py --summary experiments/results/motion_prior_*.json
+
+Dense optical flow (OpenCV DIS, preset medium) from each frame to the next, on the run's model-size
+frames upsampled ``up`` times; for every cell of a 16 x 16 grid, a histogram of the flow vectors of
+moving pixels in the normal training clips (8 directions x 6 magnitude bins, edges a fraction of the
+frame side, Laplace smoothed). A pixel's term is -log p(its flow's bin | its cell) where it moves, 0 where
+it does not; a frame's score is the sum of the terms (``sum``) or the largest sum over a window of
+``patch`` of the frame side. The combination with the GAN's ``full`` adds the two scores, each
+standardised by its mean and deviation on the run's held-out normal windows, with the flow's weighted.
+
+Label-free choice: on the run's held-out normal clips (the tails of the training videos, not used to fit
+the histograms), the speed-up and reversal pseudo-anomalies of ``stvad.data.pseudo`` (one box of the past
+changed; the flow runs from the pseudo past's last frame to the real target) against the normal windows,
+micro AUROC per clip min-max as choose_d.py; the mean of the two proxies ranks every configuration.
+The test set's AUROCs are read afterwards for every configuration, to measure, not to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stvad._io import atomic_write_json
+from stvad.data.layouts import open_dataset
+from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows, uturn_windows
+from stvad.data.synth_events import event_types, read_events
+from stvad.data.windows import iter_windows, split_train_val
+from stvad.engine import Scorer
+from stvad.metrics import auroc_micro
+from stvad.scoring import postprocess
+
+KINDS = {"speed-up": speedup_windows, "reversal": reversal_windows, "u-turn": uturn_windows}
+FIXED = ("speed-up", "reversal")  # the criterion fixed before this probe: the mean of these two
+MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
+N_DIR = 8
+GRID = 16
+
+
+def grey(frame: np.ndarray, up: int) -> np.ndarray:
+    f = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
+    return cv2.resize(f, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR) if up > 1 else f
+
+
+class Flow:
+    def __init__(self, up: int):
+        self.up = up
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.dis.calc(grey(a, self.up), grey(b, self.up), None)
+
+
+class FlowPrior:
+    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
+        h, w = shape
+        self.edges = np.asarray(MAG_EDGES) * min(h, w)
+        self.n_mag = len(self.edges)
+        self.counts = np.full((GRID, GRID, N_DIR * self.n_mag), alpha)
+        # bin of a pixel's flow into this frame given its bin into the frame before (still = the last bin)
+        self.trans = np.full((N_DIR * self.n_mag + 1,) * 2, alpha)
+        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
+        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+
+    def bins(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mag = np.hypot(flow[..., 0], flow[..., 1])
+        ang = np.arctan2(flow[..., 1], flow[..., 0])
+        d = np.floor((ang + np.pi) / (2 * np.pi) * N_DIR).astype(int) % N_DIR
+        m = (np.searchsorted(self.edges, mag, side="right") - 1).clip(0, self.n_mag - 1)
+        return mag >= self.edges[0], d * self.n_mag + m
+
+    def still_binned(self, flow: np.ndarray) -> np.ndarray:
+        moving, b = self.bins(flow)
+        return np.where(moving, b, N_DIR * self.n_mag)
+
+    def fit(self, flow: np.ndarray, before: np.ndarray | None = None) -> None:
+        moving, b = self.bins(flow)
+        np.add.at(self.counts, (self.ci[moving], self.cj[moving], b[moving]), 1.0)
+        if before is not None:
+            b0, b1 = self.still_binned(before), self.still_binned(flow)
+            either = (b0 != N_DIR * self.n_mag) | (b1 != N_DIR * self.n_mag)
+            np.add.at(self.trans, (b0[either], b1[either]), 1.0)
+
+    def finish(self) -> None:
+        self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
+        self.trans_nll = -np.log(self.trans / self.trans.sum(-1, keepdims=True))
+
+    def terms(self, flow: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        moving, b = self.bins(flow)
+        t = np.where(moving, self.nll[self.ci, self.cj, b], 0.0)
+        if before is not None:
+            b0, b1 = self.still_binned(before), self.still_binned(flow)
+            either = (b0 != N_DIR * self.n_mag) | (b1 != N_DIR * self.n_mag)
+            t = t + np.where(either, self.trans_nll[b0, b1], 0.0)
+        return t.astype(np.float32)
+
+
+def frame_score(terms: np.ndarray, patch: float) -> float:
+    if patch <= 0:
+        return float(terms.sum())
+    k = max(1, round(patch * min(terms.shape)))
+    return float(cv2.boxFilter(terms, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT).max())
+
+
+UPS = (1, 2)
+PATCHES = (0.0, 0.125, 0.25)
+WEIGHTS = (0.5, 1.0, 2.0)
+
+
+def motion_scores(flow: Flow, prior: FlowPrior, triples) -> dict[tuple, np.ndarray]:
+    """Frame scores of (frame before last, last, next) triples: without and with the transition term."""
+    out: dict[tuple, list[float]] = {(tr, p): [] for tr in (0, 1) for p in PATCHES}
+    for z, a, b in triples:
+        fl = flow(a, b)
+        for tr, t in ((0, prior.terms(fl)), (1, prior.terms(fl, flow(z, a)))):
+            for p in PATCHES:
+                out[(tr, p)].append(frame_score(t, p))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+SUMMARY_ROWS = ("full", "motion/2/0/0.125", "motion/2/1/0.125", "full+motion/2/0/0.125/1.0",
+                "full+motion/2/1/0.125/1.0")  # fmt: skip
+
+
+def summary(files: list[str]) -> None:
+    """A markdown table of chosen rows over result files: the fixed proxy mean, then the test AUROC."""
+    res = {Path(f).stem.removeprefix("motion_prior_"): json.loads(Path(f).read_text()) for f in files}
+    head = ["configuration", *(f"{n}: proxy mean / test" for n in res)]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for row in (*SUMMARY_ROWS, "chosen by the fixed proxy mean"):
+        cells = []
+        for r in res.values():
+            name = r["chosen"] if row.startswith("chosen") else row
+            c = r["configs"][name]
+            cells.append(f"{100 * c['proxies']['mean']:.1f} / {100 * c['test']['all']:.1f}"
+                         + (f" ({name})" if row.startswith("chosen") else ""))  # fmt: skip
+        print("| " + " | ".join([row, *cells]) + " |")
+
+
+def main(argv=None) -> None:
+    if argv is None and sys.argv[1:2] == ["--summary"]:
+        return summary(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("data")
+    ap.add_argument("--json")
+    ap.add_argument(
+        "--also", nargs="*", default=[], help="other score variants of the run to add to full (dmap)"
+    )
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    scorer = Scorer.from_run(a.run)
+    cfg = scorer.cfg
+    T, norm = cfg.data.T, cfg.score.normalisation
+    ds = open_dataset(a.data)
+    train, val = split_train_val(ds.train, cfg.data.val_fraction, T=T)
+    t0 = time.time()
+
+    def clip_frames(src, start, stop):
+        return np.stack(list(scorer.frames(src, start, stop)))
+
+    flows, priors = {}, {}
+    for up in UPS:
+        flows[up] = Flow(up)
+        h, w = (s * up for s in cfg.data.size)
+        priors[up] = FlowPrior((h, w))
+        for src, start, stop in train:
+            fr = clip_frames(src, start, stop)
+            before = None
+            for i in range(1, len(fr)):
+                fl = flows[up](fr[i - 1], fr[i])
+                priors[up].fit(fl, before)
+                before = fl
+        priors[up].finish()
+    print(f"priors fitted in {time.time() - t0:.0f} s", file=sys.stderr)
+
+    # held-out clips: normal windows and the two pseudo-anomaly kinds
+    spec = PseudoSpec()
+    held: dict = {"normal": {}, **{k: {} for k in KINDS}}
+    for ci, (src, start, stop) in enumerate(val):
+        fr = clip_frames(src, start, stop)
+        normal = list(iter_windows(fr, T))
+        groups = {"normal": ([w[1] for w in normal], [w[2] for w in normal])}
+        for kind, make in KINDS.items():
+            wins = list(make(fr, T, spec, clip_seed=ci))
+            groups[kind] = ([w[2] for w in wins], [w[3] for w in wins])
+        for g, (pasts, targets) in groups.items():
+            if not pasts:
+                continue
+            got = scorer.score_many(np.stack(pasts), np.stack(targets), 32)[0]
+            rec = {"full": got["full"], **{v: got[v] for v in a.also}}
+            for up in UPS:
+                ms = motion_scores(flows[up], priors[up], ((p[-2], p[-1], t) for p, t in zip(pasts, targets)))
+                for (tr, p), s in ms.items():
+                    rec[("motion", up, tr, p)] = s
+            held[g][ci] = rec
+    print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
+
+    def standardiser(key):
+        x = np.concatenate([held["normal"][c][key] for c in held["normal"]])
+        mu, sd = float(x.mean()), float(x.std() + 1e-12)
+        return lambda s: (s - mu) / sd
+
+    grid = list(itertools.product(UPS, (0, 1), PATCHES))
+    configs = [("full",)] + [("motion", *g) for g in grid]
+    configs += [("full+motion", *g, w) for g in grid for w in WEIGHTS]
+    for v in a.also:  # another score of the same run, alone and added to full as the flow's is
+        configs += [(v,)] + [(f"full+{v}", w) for w in WEIGHTS]
+
+    def combine(rec, c):
+        if c[0] == "full":
+            return rec["full"]
+        if c[0] in a.also:
+            return rec[c[0]]
+        if c[0] == "motion":
+            return rec[c]
+        if c[0].removeprefix("full+") in a.also:
+            v = c[0].removeprefix("full+")
+            return standardiser("full")(rec["full"]) + c[-1] * standardiser(v)(rec[v])
+        key = ("motion", *c[1:4])
+        return standardiser("full")(rec["full"]) + c[-1] * standardiser(key)(rec[key])
+
+    proxies = {}
+    for c in configs:
+        row = {}
+        for kind in KINDS:
+            clips = [ci for ci in held[kind] if ci in held["normal"]]
+            s = [np.concatenate([combine(held["normal"][ci], c), combine(held[kind][ci], c)]) for ci in clips]
+            y = [
+                np.repeat([0, 1], [len(held["normal"][ci]["full"]), len(held[kind][ci]["full"])])
+                for ci in clips
+            ]
+            row[kind] = auroc_micro(postprocess(s, norm), y)
+        row["mean"] = float(np.mean([row[k] for k in FIXED]))
+        row["mean of three"] = float(np.mean([row[k] for k in KINDS]))
+        proxies[c] = row
+
+    # test videos, read after the proxies are fixed
+    test_rec, labels, index = [], [], []
+    for v in ds.test:
+        sc = scorer.score_source(v.source)
+        fr = np.stack(list(scorer.frames(v.source)))
+        rec = {"full": sc.scores["full"], **{v: sc.scores[v] for v in a.also}}
+        for up in UPS:
+            ms = motion_scores(flows[up], priors[up], ((fr[i - 2], fr[i - 1], fr[i]) for i in sc.index))
+            for (tr, p), s in ms.items():
+                rec[("motion", up, tr, p)] = s
+        test_rec.append(rec)
+        labels.append(np.asarray(v.labels)[sc.index])
+        index.append(sc.index)
+    print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
+    events = read_events(a.data)
+    types = (
+        np.concatenate([event_types(events, v.name, i) for v, i in zip(ds.test, index)]) if events else None
+    )
+    y_all = np.concatenate(labels).astype(bool)
+    tests = {}
+    for c in configs:
+        s = postprocess([combine(r, c) for r in test_rec], norm)
+        row = {"all": auroc_micro(s, labels)}
+        if types is not None:
+            s_all = np.concatenate(s)
+            for k in sorted({k for k in types[y_all] if k}):
+                keep = ~y_all | (types == k)
+                row[k] = auroc_micro([s_all[keep]], [y_all[keep]])
+        tests[c] = row
+
+    name = lambda c: "/".join(str(x) for x in c)  # noqa: E731
+    chosen = max(configs, key=lambda c: proxies[c]["mean"])
+    chosen3 = max(configs, key=lambda c: proxies[c]["mean of three"])
+    cols = [*KINDS, "mean", "mean of three"]
+    print(
+        f"{'configuration':28} "
+        + " ".join(f"{k[:8]:>8}" for k in cols)
+        + " | test: "
+        + " ".join(tests[configs[0]])
+    )
+    for c in configs:
+        p, t = proxies[c], tests[c]
+        mark = (" <- chosen" if c == chosen else "") + (" <- chosen by three" if c == chosen3 else "")
+        print(
+            f"{name(c):28} "
+            + " ".join(f"{100 * p[k]:8.1f}" for k in cols)
+            + " | "
+            + " ".join(f"{100 * x:.1f}" for x in t.values())
+            + mark
+        )
+    if a.json:
+        atomic_write_json(
+            Path(a.json),
+            {
+                "command": "python experiments/motion_prior.py "
+                + " ".join(sys.argv[1:] if argv is None else argv),
+                "run": a.run,
+                "data": a.data,
+                "pseudo": spec.to_dict(),
+                "note": "held-out proxies choose; test AUROCs (per-video min-max micro) are read after",
+                "chosen": name(chosen),
+                "chosen_by_three": name(chosen3),
+                "configs": {name(c): {"proxies": proxies[c], "test": tests[c]} for c in configs},
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
