@@ -12,15 +12,18 @@ it does not; a frame's score is the sum of the terms (``sum``) or the largest su
 standardised by its mean and deviation on the run's held-out normal windows, with the flow's weighted.
 
 Label-free choice: on the run's held-out normal clips (the tails of the training videos, not used to fit
-the histograms), the speed-up and reversal pseudo-anomalies of ``stvad.data.pseudo`` (one box of the past
-changed; the flow runs from the pseudo past's last frame to the real target) against the normal windows,
-micro AUROC per clip min-max as choose_d.py; the mean of the two proxies ranks every configuration.
+the histograms), the speed-up, reversal and U-turn pseudo-anomalies of ``stvad.data.pseudo`` (one box of
+the past or of the target changed; the flow runs from the window's last past frame to its target) against
+the normal windows, micro AUROC per clip min-max as choose_d.py. The mean of the speed-up and reversal
+proxies (the criterion fixed before this probe) ranks every configuration; the mean of all three is
+reported beside it.
 The test set's AUROCs are read afterwards for every configuration, to measure, not to choose.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -34,9 +37,10 @@ import torch
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows, uturn_windows
-from stvad.data.synth_events import event_types, read_events
+from stvad.data.synth_events import read_events
 from stvad.data.windows import iter_windows, split_train_val
 from stvad.engine import Scorer
+from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess
 
@@ -79,30 +83,32 @@ class FlowPrior:
         m = (np.searchsorted(self.edges, mag, side="right") - 1).clip(0, self.n_mag - 1)
         return mag >= self.edges[0], d * self.n_mag + m
 
-    def still_binned(self, flow: np.ndarray) -> np.ndarray:
-        moving, b = self.bins(flow)
-        return np.where(moving, b, N_DIR * self.n_mag)
+    def pairs(self, before: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each pixel's bin before and now (still = the last bin), and where it moved at either time."""
+        still = N_DIR * self.n_mag
+        (m0, b0), (m1, b1) = self.bins(before), self.bins(flow)
+        return np.where(m0, b0, still), np.where(m1, b1, still), m0 | m1
 
     def fit(self, flow: np.ndarray, before: np.ndarray | None = None) -> None:
         moving, b = self.bins(flow)
         np.add.at(self.counts, (self.ci[moving], self.cj[moving], b[moving]), 1.0)
         if before is not None:
-            b0, b1 = self.still_binned(before), self.still_binned(flow)
-            either = (b0 != N_DIR * self.n_mag) | (b1 != N_DIR * self.n_mag)
+            b0, b1, either = self.pairs(before, flow)
             np.add.at(self.trans, (b0[either], b1[either]), 1.0)
 
     def finish(self) -> None:
         self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
         self.trans_nll = -np.log(self.trans / self.trans.sum(-1, keepdims=True))
 
-    def terms(self, flow: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+    def terms(self, flow: np.ndarray) -> np.ndarray:
+        """-log p(bin | cell) where the pixel moves, 0 elsewhere."""
         moving, b = self.bins(flow)
-        t = np.where(moving, self.nll[self.ci, self.cj, b], 0.0)
-        if before is not None:
-            b0, b1 = self.still_binned(before), self.still_binned(flow)
-            either = (b0 != N_DIR * self.n_mag) | (b1 != N_DIR * self.n_mag)
-            t = t + np.where(either, self.trans_nll[b0, b1], 0.0)
-        return t.astype(np.float32)
+        return np.where(moving, self.nll[self.ci, self.cj, b], 0.0)
+
+    def transition_terms(self, before: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """-log p(bin now | bin a frame before) where the pixel moved at either time, 0 elsewhere."""
+        b0, b1, either = self.pairs(before, flow)
+        return np.where(either, self.trans_nll[b0, b1], 0.0)
 
 
 def frame_score(terms: np.ndarray, patch: float) -> float:
@@ -117,12 +123,14 @@ PATCHES = (0.0, 0.125, 0.25)
 WEIGHTS = (0.5, 1.0, 2.0)
 
 
-def motion_scores(flow: Flow, prior: FlowPrior, triples) -> dict[tuple, np.ndarray]:
-    """Frame scores of (frame before last, last, next) triples: without and with the transition term."""
+def motion_scores(prior: FlowPrior, flow_pairs) -> dict[tuple, np.ndarray]:
+    """Frame scores of (flow into the last past frame, flow into the target) pairs, without (0) and with
+    (1) the transition term, for every window size."""
     out: dict[tuple, list[float]] = {(tr, p): [] for tr in (0, 1) for p in PATCHES}
-    for z, a, b in triples:
-        fl = flow(a, b)
-        for tr, t in ((0, prior.terms(fl)), (1, prior.terms(fl, flow(z, a)))):
+    for before, fl in flow_pairs:
+        cell = prior.terms(fl)
+        both = cell + prior.transition_terms(before, fl)
+        for tr, t in ((0, cell.astype(np.float32)), (1, both.astype(np.float32))):
             for p in PATCHES:
                 out[(tr, p)].append(frame_score(t, p))
     return {k: np.asarray(v) for k, v in out.items()}
@@ -185,7 +193,7 @@ def main(argv=None) -> None:
         priors[up].finish()
     print(f"priors fitted in {time.time() - t0:.0f} s", file=sys.stderr)
 
-    # held-out clips: normal windows and the two pseudo-anomaly kinds
+    # held-out clips: normal windows and the pseudo-anomaly kinds
     spec = PseudoSpec()
     held: dict = {"normal": {}, **{k: {} for k in KINDS}}
     for ci, (src, start, stop) in enumerate(val):
@@ -200,13 +208,14 @@ def main(argv=None) -> None:
                 continue
             got = scorer.score_many(np.stack(pasts), np.stack(targets), 32)[0]
             rec = {"full": got["full"], **{v: got[v] for v in a.also}}
-            for up in UPS:
-                ms = motion_scores(flows[up], priors[up], ((p[-2], p[-1], t) for p, t in zip(pasts, targets)))
-                for (tr, p), s in ms.items():
+            for up in UPS:  # the windows are not consecutive: both flows of each window
+                fp = ((flows[up](p[-2], p[-1]), flows[up](p[-1], t)) for p, t in zip(pasts, targets))
+                for (tr, p), s in motion_scores(priors[up], fp).items():
                     rec[("motion", up, tr, p)] = s
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
 
+    @functools.cache
     def standardiser(key):
         x = np.concatenate([held["normal"][c][key] for c in held["normal"]])
         mu, sd = float(x.mean()), float(x.std() + 1e-12)
@@ -225,10 +234,8 @@ def main(argv=None) -> None:
             return rec[c[0]]
         if c[0] == "motion":
             return rec[c]
-        if c[0].removeprefix("full+") in a.also:
-            v = c[0].removeprefix("full+")
-            return standardiser("full")(rec["full"]) + c[-1] * standardiser(v)(rec[v])
-        key = ("motion", *c[1:4])
+        other = c[0].removeprefix("full+")  # full + weight x (another variant, or the flow's score)
+        key = other if other in a.also else ("motion", *c[1:4])
         return standardiser("full")(rec["full"]) + c[-1] * standardiser(key)(rec[key])
 
     proxies = {}
@@ -249,34 +256,26 @@ def main(argv=None) -> None:
     # test videos, read after the proxies are fixed
     test_rec, labels, index = [], [], []
     for v in ds.test:
-        sc = scorer.score_source(v.source)
-        fr = np.stack(list(scorer.frames(v.source)))
-        rec = {"full": sc.scores["full"], **{v: sc.scores[v] for v in a.also}}
-        for up in UPS:
-            ms = motion_scores(flows[up], priors[up], ((fr[i - 2], fr[i - 1], fr[i]) for i in sc.index))
-            for (tr, p), s in ms.items():
+        fr = np.stack(list(scorer.frames(v.source)))  # read once, for the GAN and the flow
+        sc = scorer.score_frames(iter(fr), name=v.name)
+        rec = {"full": sc.scores["full"], **{k: sc.scores[k] for k in a.also}}
+        for up in UPS:  # each flow once: flow i is from frame i-1 to frame i
+            fl = [None] + [flows[up](fr[i - 1], fr[i]) for i in range(1, len(fr))]
+            for (tr, p), s in motion_scores(priors[up], ((fl[i - 1], fl[i]) for i in sc.index)).items():
                 rec[("motion", up, tr, p)] = s
         test_rec.append(rec)
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
     print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
-    events = read_events(a.data)
-    types = (
-        np.concatenate([event_types(events, v.name, i) for v, i in zip(ds.test, index)]) if events else None
-    )
-    y_all = np.concatenate(labels).astype(bool)
-    tests = {}
-    for c in configs:
-        s = postprocess([combine(r, c) for r in test_rec], norm)
-        row = {"all": auroc_micro(s, labels)}
-        if types is not None:
-            s_all = np.concatenate(s)
-            for k in sorted({k for k in types[y_all] if k}):
-                keep = ~y_all | (types == k)
-                row[k] = auroc_micro([s_all[keep]], [y_all[keep]])
-        tests[c] = row
-
     name = lambda c: "/".join(str(x) for x in c)  # noqa: E731
+    test_scores = {name(c): [combine(r, c) for r in test_rec] for c in configs}
+    events = read_events(a.data)
+    by_type = by_event_type(events, ds.test, index, test_scores, labels, norm) if events else {}
+    tests = {
+        c: {"all": auroc_micro(postprocess(test_scores[name(c)], norm), labels), **by_type.get(name(c), {})}
+        for c in configs
+    }
+
     chosen = max(configs, key=lambda c: proxies[c]["mean"])
     chosen3 = max(configs, key=lambda c: proxies[c]["mean of three"])
     cols = [*KINDS, "mean", "mean of three"]

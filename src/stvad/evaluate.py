@@ -89,7 +89,7 @@ def _results(
     return out
 
 
-def _by_event_type(
+def by_event_type(
     events: list[dict], videos: list[Video], index: list[np.ndarray], scores: dict, labels: list, primary: str
 ) -> dict[str, dict]:
     """Micro AUROC of every row on each anomaly type alone: that type's anomalous frames against all
@@ -225,7 +225,7 @@ def evaluate(
         table += table_markdown({k: v["by_normalisation"] for k, v in smoothed.items()}, primary=primary)
     events = read_events(ds.root)
     if events is not None:
-        by_type = _by_event_type(events, videos, [s.index for s in scored], scores, labels, primary)
+        by_type = by_event_type(events, videos, [s.index for s in scored], scores, labels, primary)
         table += "\nMicro AUROC by anomaly type (that type's frames against all normal frames; frame counts "
         table += f"in brackets), {primary}:\n\n" + _type_table(by_type)
     out: dict[str, Any] = {"protocol": protocol, "results": results}
