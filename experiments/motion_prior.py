@@ -36,7 +36,14 @@ import torch
 
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
-from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows, uturn_windows
+from stvad.data.pseudo import (
+    PseudoSpec,
+    moving_side,
+    reversal_windows,
+    rotated_windows,
+    speedup_windows,
+    uturn_windows,
+)
 from stvad.data.synth_events import read_events
 from stvad.data.windows import iter_windows, split_train_val
 from stvad.engine import Scorer
@@ -44,8 +51,21 @@ from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
 from stvad.scoring import postprocess
 
-KINDS = {"speed-up": speedup_windows, "reversal": reversal_windows, "u-turn": uturn_windows}
+KINDS = {
+    "speed-up": speedup_windows,
+    "reversal": reversal_windows,
+    "u-turn": uturn_windows,
+    "rotated": rotated_windows,
+}
 FIXED = ("speed-up", "reversal")  # the criterion fixed before this probe: the mean of these two
+# the second criterion, fixed before it was run (docs/discriminator.md): boxes of the scene's moving size,
+# speed-ups of 2 and 3, and the mean of the speed-up, turned-box and U-turn proxies
+CRITERIA = {
+    "v1": dict(kinds=("speed-up", "reversal", "u-turn"), fixed=FIXED, box=None, speeds=(2,)),
+    "v2": dict(kinds=("speed-up", "rotated", "u-turn", "reversal"), fixed=("speed-up", "rotated", "u-turn"),
+               box="moving", speeds=(2, 3)),
+}  # fmt: skip
+PRESETS = {"medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST}
 MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
 N_DIR = 8
 GRID = 16
@@ -57,9 +77,9 @@ def grey(frame: np.ndarray, up: int) -> np.ndarray:
 
 
 class Flow:
-    def __init__(self, up: int):
+    def __init__(self, up: int, preset: str = "medium"):
         self.up = up
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.dis.calc(grey(a, self.up), grey(b, self.up), None)
@@ -118,20 +138,19 @@ def frame_score(terms: np.ndarray, patch: float) -> float:
     return float(cv2.boxFilter(terms, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT).max())
 
 
-UPS = (1, 2)
 PATCHES = (0.0, 0.125, 0.25)
 WEIGHTS = (0.5, 1.0, 2.0)
 
 
-def motion_scores(prior: FlowPrior, flow_pairs) -> dict[tuple, np.ndarray]:
+def motion_scores(prior: FlowPrior, flow_pairs, trs=(0, 1), patches=PATCHES) -> dict[tuple, np.ndarray]:
     """Frame scores of (flow into the last past frame, flow into the target) pairs, without (0) and with
     (1) the transition term, for every window size."""
-    out: dict[tuple, list[float]] = {(tr, p): [] for tr in (0, 1) for p in PATCHES}
+    out: dict[tuple, list[float]] = {(tr, p): [] for tr in trs for p in patches}
     for before, fl in flow_pairs:
         cell = prior.terms(fl)
-        both = cell + prior.transition_terms(before, fl)
+        both = cell + prior.transition_terms(before, fl) if 1 in trs else cell
         for tr, t in ((0, cell.astype(np.float32)), (1, both.astype(np.float32))):
-            for p in PATCHES:
+            for p in patches if tr in trs else ():
                 out[(tr, p)].append(frame_score(t, p))
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -165,7 +184,15 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--also", nargs="*", default=[], help="other score variants of the run to add to full (dmap)"
     )
+    ap.add_argument(
+        "--criterion", choices=CRITERIA, default="v1", help="the proxies and the mean that chooses"
+    )
+    ap.add_argument("--flows", nargs="+", default=["1", "2"], help="upsampling, then u for DIS ultrafast: 2u")
+    ap.add_argument("--small", action="store_true", help="window 1/8 only, no transition term")
     a = ap.parse_args(argv)
+    crit = CRITERIA[a.criterion]
+    kinds = {k: KINDS[k] for k in crit["kinds"]}
+    trs, patches = ((0,), (0.125,)) if a.small else ((0, 1), PATCHES)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     scorer = Scorer.from_run(a.run)
@@ -179,9 +206,9 @@ def main(argv=None) -> None:
         return np.stack(list(scorer.frames(src, start, stop)))
 
     flows, priors = {}, {}
-    for up in UPS:
-        flows[up] = Flow(up)
-        h, w = (s * up for s in cfg.data.size)
+    for up in a.flows:
+        flows[up] = Flow(int(up.removesuffix("u")), "ultrafast" if up.endswith("u") else "medium")
+        h, w = (s * flows[up].up for s in cfg.data.size)
         priors[up] = FlowPrior((h, w))
         for src, start, stop in train:
             fr = clip_frames(src, start, stop)
@@ -194,13 +221,17 @@ def main(argv=None) -> None:
     print(f"priors fitted in {time.time() - t0:.0f} s", file=sys.stderr)
 
     # held-out clips: normal windows and the pseudo-anomaly kinds
-    spec = PseudoSpec()
-    held: dict = {"normal": {}, **{k: {} for k in KINDS}}
+    spec = PseudoSpec(speeds=crit["speeds"])
+    if crit["box"] == "moving":  # a box of the size of what moves in the training clips, +-25%
+        side = moving_side([clip_frames(*c) for c in train])
+        spec = PseudoSpec(speeds=crit["speeds"], box=(0.75 * side, 1.25 * side))
+        print(f"moving side {side:.3f} of the frame", file=sys.stderr)
+    held: dict = {"normal": {}, **{k: {} for k in kinds}}
     for ci, (src, start, stop) in enumerate(val):
         fr = clip_frames(src, start, stop)
         normal = list(iter_windows(fr, T))
         groups = {"normal": ([w[1] for w in normal], [w[2] for w in normal])}
-        for kind, make in KINDS.items():
+        for kind, make in kinds.items():
             wins = list(make(fr, T, spec, clip_seed=ci))
             groups[kind] = ([w[2] for w in wins], [w[3] for w in wins])
         for g, (pasts, targets) in groups.items():
@@ -208,9 +239,9 @@ def main(argv=None) -> None:
                 continue
             got = scorer.score_many(np.stack(pasts), np.stack(targets), 32)[0]
             rec = {"full": got["full"], **{v: got[v] for v in a.also}}
-            for up in UPS:  # the windows are not consecutive: both flows of each window
+            for up in a.flows:  # the windows are not consecutive: both flows of each window
                 fp = ((flows[up](p[-2], p[-1]), flows[up](p[-1], t)) for p, t in zip(pasts, targets))
-                for (tr, p), s in motion_scores(priors[up], fp).items():
+                for (tr, p), s in motion_scores(priors[up], fp, trs, patches).items():
                     rec[("motion", up, tr, p)] = s
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -221,7 +252,7 @@ def main(argv=None) -> None:
         mu, sd = float(x.mean()), float(x.std() + 1e-12)
         return lambda s: (s - mu) / sd
 
-    grid = list(itertools.product(UPS, (0, 1), PATCHES))
+    grid = list(itertools.product(a.flows, trs, patches))
     configs = [("full",)] + [("motion", *g) for g in grid]
     configs += [("full+motion", *g, w) for g in grid for w in WEIGHTS]
     for v in a.also:  # another score of the same run, alone and added to full as the flow's is
@@ -241,7 +272,7 @@ def main(argv=None) -> None:
     proxies = {}
     for c in configs:
         row = {}
-        for kind in KINDS:
+        for kind in kinds:
             clips = [ci for ci in held[kind] if ci in held["normal"]]
             s = [np.concatenate([combine(held["normal"][ci], c), combine(held[kind][ci], c)]) for ci in clips]
             y = [
@@ -249,8 +280,8 @@ def main(argv=None) -> None:
                 for ci in clips
             ]
             row[kind] = auroc_micro(postprocess(s, norm), y)
-        row["mean"] = float(np.mean([row[k] for k in FIXED]))
-        row["mean of three"] = float(np.mean([row[k] for k in KINDS]))
+        row["mean"] = float(np.mean([row[k] for k in crit["fixed"]]))
+        row["mean of three"] = float(np.mean([row[k] for k in crit["kinds"][:3]]))
         proxies[c] = row
 
     # test videos, read after the proxies are fixed
@@ -259,9 +290,10 @@ def main(argv=None) -> None:
         fr = np.stack(list(scorer.frames(v.source)))  # read once, for the GAN and the flow
         sc = scorer.score_frames(iter(fr), name=v.name)
         rec = {"full": sc.scores["full"], **{k: sc.scores[k] for k in a.also}}
-        for up in UPS:  # each flow once: flow i is from frame i-1 to frame i
+        for up in a.flows:  # each flow once: flow i is from frame i-1 to frame i
             fl = [None] + [flows[up](fr[i - 1], fr[i]) for i in range(1, len(fr))]
-            for (tr, p), s in motion_scores(priors[up], ((fl[i - 1], fl[i]) for i in sc.index)).items():
+            pairs = ((fl[i - 1], fl[i]) for i in sc.index)
+            for (tr, p), s in motion_scores(priors[up], pairs, trs, patches).items():
                 rec[("motion", up, tr, p)] = s
         test_rec.append(rec)
         labels.append(np.asarray(v.labels)[sc.index])
@@ -278,7 +310,7 @@ def main(argv=None) -> None:
 
     chosen = max(configs, key=lambda c: proxies[c]["mean"])
     chosen3 = max(configs, key=lambda c: proxies[c]["mean of three"])
-    cols = [*KINDS, "mean", "mean of three"]
+    cols = [*kinds, "mean", "mean of three"]
     print(
         f"{'configuration':28} "
         + " ".join(f"{k[:8]:>8}" for k in cols)
@@ -304,6 +336,7 @@ def main(argv=None) -> None:
                 "run": a.run,
                 "data": a.data,
                 "pseudo": spec.to_dict(),
+                "criterion": {"name": a.criterion, "kinds": list(kinds), "mean of": list(crit["fixed"])},
                 "note": "held-out proxies choose; test AUROCs (per-video min-max micro) are read after",
                 "chosen": name(chosen),
                 "chosen_by_three": name(chosen3),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from stvad.data.pseudo import PseudoSpec, reversal_windows, speedup_windows, uturn_windows
+from stvad.data.pseudo import (
+    PseudoSpec,
+    moving_side,
+    reversal_windows,
+    rotated_windows,
+    speedup_windows,
+    uturn_windows,
+)
 
 
 def walking_square(n: int = 30, size: int = 64) -> np.ndarray:
@@ -59,5 +66,41 @@ def test_a_uturn_sends_the_box_of_the_target_back_two_frames_after_a_real_past()
 
 def test_a_still_clip_gets_no_pseudo_anomalies() -> None:
     still = np.full((30, 64, 64, 1), 90, np.uint8)
-    for make in (speedup_windows, reversal_windows, uturn_windows):
+    for make in (speedup_windows, reversal_windows, uturn_windows, rotated_windows):
         assert not list(make(still, 4, PseudoSpec()))
+
+
+def turned_at(window: np.ndarray, real: np.ndarray, r0: int, c0: int, side: int) -> bool:
+    """Whether ``window`` is ``real`` with the box of ``side`` at (r0, c0) turned by 90 degrees."""
+    want = real.copy()
+    box = (slice(None), slice(r0, r0 + side), slice(c0, c0 + side))
+    want[box] = np.rot90(real[box], 1, axes=(1, 2))
+    return np.array_equal(window, want)
+
+
+def test_a_turned_box_moves_the_square_across_its_path_in_past_and_target() -> None:
+    frames, T, spec = walking_square(), 4, PseudoSpec(box=(0.3, 0.3))  # a box about the square's path
+    wins = list(rotated_windows(frames, T, spec))
+    assert wins
+    for t, past, pseudo_past, target in wins:
+        np.testing.assert_array_equal(past, frames[t - T : t])
+        window, real = np.concatenate([pseudo_past, target[None]]), frames[t - T : t + 1]
+        boxes = [(r, c) for r in range(64 - 18) for c in range(64 - 18) if turned_at(window, real, r, c, 19)]
+        assert boxes  # the window is the real one with one 19-pixel box turned
+        r0, c0 = boxes[0]
+        r1, c1 = r0 + 19, c0 + 19
+        # the square walked right along its rows; in the box it now walks along a column
+        bright = [np.argwhere(f[r0:r1, c0:c1, 0] == 220).mean(0) for f in window]
+        moved = np.ptp(np.asarray(bright), axis=0)
+        assert moved[0] > moved[1]
+    assert all(np.array_equal(a[3], b[3]) for a, b in zip(wins, rotated_windows(frames, T, spec)))
+
+
+def test_moving_side_measures_the_size_of_what_moves() -> None:
+    for size in (6, 12):
+        frames = np.full((30, 64, 64, 1), 40, np.uint8)
+        for t in range(30):
+            frames[t, 20 : 20 + size, 2 + 2 * t : 2 + size + 2 * t] = 220
+        side = moving_side([frames]) * 64
+        assert size <= side <= size + 5  # the square and its two-frame step
+    assert moving_side([np.full((10, 32, 32, 1), 90, np.uint8)]) == 0.0

@@ -14,12 +14,19 @@ changes gets none: it would be a normal window labelled anomalous):
   ways, a box moving backwards looks like someone walking the other way.
 - ``uturn_windows``: the past is real; inside the box the target is frame t-2 instead of t, so what moves
   there turns back on its last step (a U-turn into the frame judged, not a reversed past).
+- ``rotated_windows``: inside the box every frame of the window, past and target, is turned by 90 degrees,
+  so what moves there moves across the scene's usual direction and stands on its side (a fall, a jump, a
+  wrong way), at its own speed and in continuity with its past: what a predictor predicts and a model
+  of the place's normal motion does not.
+
+``moving_side`` measures the size of what moves in normal clips (the median side of the regions that
+change between frames), so that a box can be sized to a whole person of the scene rather than to a guess.
 
 All yield ``(t, past, pseudo_past, target)`` with pasts (T, H, W, C) uint8, deterministic for a spec's
 seed and the clip's number (for ``uturn_windows`` the pseudo past is the real past and the target is
-changed). Training's own pseudo-anomalies (``train.pseudo_skip``: the whole frame k
-ahead) are a different kind, so a choice made on these does not reward a model for recognising the
-exact fakes it was trained on.
+changed; for ``rotated_windows`` both are). Training's own pseudo-anomalies (``train.pseudo_skip``: the
+whole frame k ahead) are a different kind, so a choice made on these does not reward a model for
+recognising the exact fakes it was trained on.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.ndimage import uniform_filter
 
 
@@ -106,3 +114,46 @@ def uturn_windows(
         if got is not None:
             past = frames[t - T : t]
             yield t, past, past, got[0][0]
+
+
+def rotated_windows(
+    frames: np.ndarray, T: int, spec: PseudoSpec, clip_seed: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Over a clip's frames (n, H, W, C) uint8: windows whose box, where the window moves most, is turned
+    by 90 degrees in every frame, past and target alike (yields the turned past and the turned target)."""
+    n, h, w = frames.shape[:3]
+    rng = np.random.default_rng([spec.seed, clip_seed, 3])
+    for t in range(T, n):
+        side = max(2, round(rng.uniform(*spec.box) * min(h, w)))
+        win = frames[t - T : t + 1].astype(np.float32)
+        change = np.abs(np.diff(win, axis=0)).mean(axis=(0, 3))  # (H, W)
+        r, c = np.unravel_index(
+            int(np.argmax(uniform_filter(change, size=side, mode="constant"))), change.shape
+        )
+        r0, c0 = int(np.clip(r - side // 2, 0, h - side)), int(np.clip(c - side // 2, 0, w - side))
+        turned = frames[t - T : t + 1].copy()
+        box = turned[:, r0 : r0 + side, c0 : c0 + side]
+        new = np.rot90(box, k=1, axes=(1, 2))
+        if np.abs(new.astype(np.float32) - box).mean() < spec.min_change:
+            continue
+        turned[:, r0 : r0 + side, c0 : c0 + side] = new
+        yield t, frames[t - T : t], turned[:T], turned[T]
+
+
+def moving_side(clips: list[np.ndarray], threshold: float = 12.0, step: int = 4, min_area: int = 9) -> float:
+    """The median side (the longer of height and width) of the regions that change by more than
+    ``threshold`` grey levels between frames two apart, over clips (n, H, W, C) uint8 of normal video,
+    as a fraction of the frame's shorter side; 0 when nothing moves."""
+    sides: list[int] = []
+    for fr in clips:
+        g = fr.astype(np.float32).mean(axis=3)
+        for t in range(2, len(g), step):
+            mask = ndimage.binary_closing(np.abs(g[t] - g[t - 2]) > threshold, np.ones((3, 3)), iterations=2)
+            lab, k = ndimage.label(mask)
+            if not k:
+                continue
+            areas = ndimage.sum_labels(mask, lab, range(1, k + 1))
+            for sl, area in zip(ndimage.find_objects(lab), areas):
+                if area >= min_area:
+                    sides.append(max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start))
+    return float(np.median(sides)) / min(clips[0].shape[1:3]) if sides else 0.0
