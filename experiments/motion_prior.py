@@ -38,6 +38,8 @@ from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import (
     PseudoSpec,
+    background,
+    glide_windows,
     moving_side,
     reversal_windows,
     rotated_windows,
@@ -56,6 +58,7 @@ KINDS = {
     "reversal": reversal_windows,
     "u-turn": uturn_windows,
     "rotated": rotated_windows,
+    **{f"glide-{k}": functools.partial(glide_windows, kind=k) for k in ("fast", "across", "back")},
 }
 FIXED = ("speed-up", "reversal")  # the criterion fixed before this probe: the mean of these two
 # the second criterion, fixed before it was run (docs/discriminator.md): boxes of the scene's moving size,
@@ -64,6 +67,8 @@ CRITERIA = {
     "v1": dict(kinds=("speed-up", "reversal", "u-turn"), fixed=FIXED, box=None, speeds=(2,)),
     "v2": dict(kinds=("speed-up", "rotated", "u-turn", "reversal"), fixed=("speed-up", "rotated", "u-turn"),
                box="moving", speeds=(2, 3)),
+    "v3": dict(kinds=("glide-fast", "glide-across", "glide-back", "speed-up"),
+               fixed=("glide-fast", "glide-across", "glide-back"), box="moving", speeds=(2, 3)),
 }  # fmt: skip
 PRESETS = {"medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST}
 MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
@@ -231,8 +236,10 @@ def main(argv=None) -> None:
         fr = clip_frames(src, start, stop)
         normal = list(iter_windows(fr, T))
         groups = {"normal": ([w[1] for w in normal], [w[2] for w in normal])}
+        bg = background(clip_frames(src, 0, stop))  # the scene from the whole video up to the clip's end
         for kind, make in kinds.items():
-            wins = list(make(fr, T, spec, clip_seed=ci))
+            extra = {"bg": bg} if kind.startswith("glide") else {}
+            wins = list(make(fr, T, spec, clip_seed=ci, **extra))
             groups[kind] = ([w[2] for w in wins], [w[3] for w in wins])
         for g, (pasts, targets) in groups.items():
             if not pasts:

@@ -6,6 +6,7 @@ import numpy as np
 
 from stvad.data.pseudo import (
     PseudoSpec,
+    glide_windows,
     moving_side,
     reversal_windows,
     rotated_windows,
@@ -104,3 +105,37 @@ def test_moving_side_measures_the_size_of_what_moves() -> None:
         side = moving_side([frames]) * 64
         assert size <= side <= size + 5  # the square and its two-frame step
     assert moving_side([np.full((10, 32, 32, 1), 90, np.uint8)]) == 0.0
+
+
+def bright_centres(frame: np.ndarray) -> list[np.ndarray]:
+    from scipy import ndimage
+
+    lab, k = ndimage.label(frame[..., 0] == 220)
+    return sorted(ndimage.center_of_mass(frame[..., 0] == 220, lab, range(1, k + 1)))
+
+
+def test_a_glide_adds_a_copy_of_the_figure_beside_it_fast_across_or_stepping_back() -> None:
+    frames, T = walking_square(28), 4  # the square steps 2 pixels a frame to the right, all in view
+    bg = np.full((64, 64, 1), 40, np.uint8)
+    for kind, spec in (("fast", PseudoSpec(speeds=(3,))), ("across", PseudoSpec()), ("back", PseudoSpec())):
+        wins = list(glide_windows(frames, T, spec, bg=bg, kind=kind))
+        assert wins
+        for t, past, pseudo_past, target in wins:
+            np.testing.assert_array_equal(past, frames[t - T : t])
+            window = np.concatenate([pseudo_past, target[None]])
+            real = frames[t - T : t + 1]
+            assert ((window == real) | (window == 220)).all()  # the real scene, with bright pixels added
+            copies = []
+            for f, r in zip(window, real):
+                centres = [c for c in bright_centres(f) if r[round(c[0]), round(c[1]), 0] != 220]
+                assert len(centres) == 1  # one copy, apart from the original
+                copies.append(np.asarray(centres[0]))
+            steps = np.diff(np.asarray(copies), axis=0)
+            want = {"fast": [[0, 6]] * T, "across": [[2, 0]] * T, "back": [[0, 2]] * (T - 1) + [[0, -2]]}[
+                kind
+            ]
+            if kind == "across":  # up or down
+                steps = np.abs(steps)
+            np.testing.assert_allclose(steps * np.sign(steps[0, 1] or 1), want, atol=1.0)  # (rows, cols)
+        again = list(glide_windows(frames, T, spec, bg=bg, kind=kind))
+        assert all(np.array_equal(a[3], b[3]) for a, b in zip(wins, again))

@@ -19,6 +19,15 @@ changes gets none: it would be a normal window labelled anomalous):
   wrong way), at its own speed and in continuity with its past: what a predictor predicts and a model
   of the place's normal motion does not.
 
+- ``glide_windows``: no box. A copy of one figure of the target frame (a region that differs from the
+  scene's background, cut out along its own outline) glides beside the original through the whole window,
+  past and target: along the figure's own direction at 2-3 times its speed (a cyclist passing a walker),
+  at its own speed across its direction (a wrong way), or at its own speed and then, in the target, a step
+  back (a U-turn). Pasted boxes leave fixed edges
+  that a predictor and an optical flow both react to (experiments/flow_box_check.py: on Ped2 a turned box
+  changes DIS's flow around it more than the motion inside it does); a figure's outline moves with it,
+  as a real one does.
+
 ``moving_side`` measures the size of what moves in normal clips (the median side of the regions that
 change between frames), so that a box can be sized to a whole person of the scene rather than to a guess.
 
@@ -157,3 +166,97 @@ def moving_side(clips: list[np.ndarray], threshold: float = 12.0, step: int = 4,
                 if area >= min_area:
                     sides.append(max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start))
     return float(np.median(sides)) / min(clips[0].shape[1:3]) if sides else 0.0
+
+
+GLIDES = ("fast", "across", "back")
+
+
+def background(frames: np.ndarray) -> np.ndarray:
+    """The per-pixel median of frames (n, H, W, C) uint8: the scene without what moves through it."""
+    return np.median(frames, axis=0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class _Figure:
+    mask: np.ndarray  # (h, w) bool, the figure's outline inside its bounding box
+    corner: np.ndarray  # (2,) the box's top-left pixel
+    centre: np.ndarray  # (2,) the outline's centroid
+
+
+def _figures(frame: np.ndarray, bg: np.ndarray, threshold: float, min_area: int, max_side: int) -> list:
+    """The regions of ``frame`` that differ from ``bg`` by more than ``threshold`` grey levels."""
+    fg = np.abs(frame.astype(np.float32) - bg).mean(axis=2) > threshold
+    fg = ndimage.binary_closing(ndimage.binary_opening(fg), np.ones((3, 3)), iterations=2)
+    lab, _ = ndimage.label(fg)
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(lab)):
+        mask = lab[sl] == i + 1
+        if mask.sum() >= min_area and max(mask.shape) <= max_side:
+            corner = np.array([sl[0].start, sl[1].start])
+            out.append(_Figure(mask, corner, corner + np.argwhere(mask).mean(0)))
+    return out
+
+
+def glide_windows(
+    frames: np.ndarray,
+    T: int,
+    spec: PseudoSpec,
+    clip_seed: int = 0,
+    bg: np.ndarray | None = None,
+    kind: str = "fast",
+    threshold: float = 20.0,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Over a clip's frames (n, H, W, C) uint8: windows in which a copy of the target frame's largest figure
+    glides beside it through every frame, past and target (yields the changed past and target).
+
+    ``bg`` is the scene's background (default: :func:`background` of the clip; a longer stretch of the same
+    video gives a cleaner one). The figure's velocity is its centroid's step from the nearest figure two
+    frames before; a figure that moves less than a quarter of a pixel a frame gets no window. The copy runs
+    1.2 figure sizes to one side of the original: ``fast`` at ``spec.speeds`` times its velocity; ``back`` at
+    its velocity through the past, then in the target a step back where it was two frames before (a U-turn
+    without a box); ``across`` at its speed turned by 90 degrees, crossing the path 1.2 figure sizes ahead
+    of (or behind) the stretch the original walks in the window."""
+    n, h, w = frames.shape[:3]
+    bg = background(frames) if bg is None else bg
+    if kind not in GLIDES:
+        raise ValueError(f"kind must be one of {', '.join(GLIDES)}, got {kind!r}")
+    across = kind == "across"
+    rng = np.random.default_rng([spec.seed, clip_seed, 4 + GLIDES.index(kind)])
+    max_side = min(h, w) // 2
+    for t in range(max(T, 2), n):
+        figs = _figures(frames[t], bg, threshold, 9, max_side)
+        before = _figures(frames[t - 2], bg, threshold, 9, max_side)
+        side, speedup = rng.choice([-1.0, 1.0]), float(rng.choice(spec.speeds))
+        if not figs or not before:
+            continue
+        fig = max(figs, key=lambda f: int(f.mask.sum()))
+        prev = min(before, key=lambda f: float(np.hypot(*(f.centre - fig.centre))))
+        step = (fig.centre - prev.centre) / 2
+        speed = float(np.hypot(*step))
+        if speed < 0.25 or speed > max(fig.mask.shape):  # still, or not the same figure
+            continue
+        along = step / speed
+        normal = np.array([-along[1], along[0]])
+        velocity = speed * normal if across else speedup * step if kind == "fast" else step
+        # beside the original's path; crossing it, ahead of or behind the stretch the original walks
+        gap = 1.2 * max(fig.mask.shape)
+        start = fig.corner + side * ((gap + T * speed) * along if across else gap * normal)
+        patch = frames[t][
+            fig.corner[0] : fig.corner[0] + fig.mask.shape[0],
+            fig.corner[1] : fig.corner[1] + fig.mask.shape[1],
+        ]
+        window = frames[t - T : t + 1].copy()
+        changed, total = 0.0, 0
+        for j in range(T + 1):
+            at = T - 2 if kind == "back" and j == T else j  # stepping back: the target's copy is frame t-2's
+            r0, c0 = np.round(start + velocity * (at - T)).astype(int)
+            r1, c1 = r0 + fig.mask.shape[0], c0 + fig.mask.shape[1]
+            if r0 < 0 or c0 < 0 or r1 > h or c1 > w:
+                break
+            region = window[j, r0:r1, c0:c1]
+            changed += float(np.abs(region[fig.mask].astype(np.float32) - patch[fig.mask]).sum())
+            total += int(fig.mask.sum()) * frames.shape[3]
+            region[fig.mask] = patch[fig.mask]
+        else:
+            if changed / total >= spec.min_change:
+                yield t, frames[t - T : t], window[:T], window[T]
