@@ -70,7 +70,12 @@ CRITERIA = {
     "v3": dict(kinds=("glide-fast", "glide-across", "glide-back", "speed-up"),
                fixed=("glide-fast", "glide-across", "glide-back"), box="moving", speeds=(2, 3)),
 }  # fmt: skip
-PRESETS = {"medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST}
+PRESETS = {
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+}
+TAGS = {"u": "ultrafast", "f": "fast"}  # --flows 2u, 2f: upsampling, then the DIS preset (none: medium)
 MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
 N_DIR = 8
 GRID = 16
@@ -192,7 +197,9 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--criterion", choices=CRITERIA, default="v1", help="the proxies and the mean that chooses"
     )
-    ap.add_argument("--flows", nargs="+", default=["1", "2"], help="upsampling, then u for DIS ultrafast: 2u")
+    ap.add_argument(
+        "--flows", nargs="+", default=["1", "2"], help="upsampling, then u or f for DIS ultrafast or fast: 2u"
+    )
     ap.add_argument("--small", action="store_true", help="window 1/8 only, no transition term")
     a = ap.parse_args(argv)
     crit = CRITERIA[a.criterion]
@@ -212,7 +219,7 @@ def main(argv=None) -> None:
 
     flows, priors = {}, {}
     for up in a.flows:
-        flows[up] = Flow(int(up.removesuffix("u")), "ultrafast" if up.endswith("u") else "medium")
+        flows[up] = Flow(int(up.rstrip("".join(TAGS))), TAGS.get(up[-1], "medium"))
         h, w = (s * flows[up].up for s in cfg.data.size)
         priors[up] = FlowPrior((h, w))
         for src, start, stop in train:
