@@ -18,24 +18,22 @@ changes gets none: it would be a normal window labelled anomalous):
   so what moves there moves across the scene's usual direction and stands on its side (a fall, a jump, a
   wrong way), at its own speed and in continuity with its past: what a predictor predicts and a model
   of the place's normal motion does not.
-
 - ``glide_windows``: no box. A copy of one figure of the target frame (a region that differs from the
   scene's background, cut out along its own outline) glides beside the original through the whole window,
   past and target: along the figure's own direction at 2-3 times its speed (a cyclist passing a walker),
   at its own speed across its direction (a wrong way), or at its own speed and then, in the target, a step
-  back (a U-turn). Pasted boxes leave fixed edges
-  that a predictor and an optical flow both react to (experiments/flow_box_check.py: on Ped2 a turned box
-  changes DIS's flow around it more than the motion inside it does); a figure's outline moves with it,
-  as a real one does.
+  back (a U-turn). Pasted boxes leave fixed edges that a predictor and an optical flow both react to
+  (experiments/flow_box_check.py: on Ped2 a turned box changes DIS's flow around it more than the motion
+  inside it does); a figure's outline moves with it, as a real one's does.
 
 ``moving_side`` measures the size of what moves in normal clips (the median side of the regions that
 change between frames), so that a box can be sized to a whole person of the scene rather than to a guess.
 
 All yield ``(t, past, pseudo_past, target)`` with pasts (T, H, W, C) uint8, deterministic for a spec's
 seed and the clip's number (for ``uturn_windows`` the pseudo past is the real past and the target is
-changed; for ``rotated_windows`` both are). Training's own pseudo-anomalies (``train.pseudo_skip``: the
-whole frame k ahead) are a different kind, so a choice made on these does not reward a model for
-recognising the exact fakes it was trained on.
+changed; for ``rotated_windows`` and ``glide_windows`` both are). Training's own pseudo-anomalies
+(``train.pseudo_skip``: the whole frame k ahead) are a different kind, so a choice made on these does not
+reward a model for recognising the exact fakes it was trained on.
 """
 
 from __future__ import annotations
