@@ -1,6 +1,7 @@
 """Probe: a model of normal optical flow as a second score beside the GAN's, chosen without test labels.
 
     python experiments/motion_prior.py RUN DATA [--also dmap] [--json experiments/results/NAME.json]
+    python experiments/motion_prior.py RUN DATA --criterion v3 --flows 2 2u --small --json ...
     python experiments/motion_prior.py --summary experiments/results/motion_prior_*.json
 
 Dense optical flow (OpenCV DIS, preset medium) from each frame to the next, on the run's model-size
@@ -17,6 +18,10 @@ the past or of the target changed; the flow runs from the window's last past fra
 the normal windows, micro AUROC per clip min-max as choose_d.py. The mean of the speed-up and reversal
 proxies (the criterion fixed before this probe) ranks every configuration; the mean of all three is
 reported beside it.
+``--criterion v2`` and ``v3`` are the second and third criteria (docs/discriminator.md): v2 sizes the boxes
+by ``moving_side`` and adds the turned box; v3 replaces the boxes by ``glide_windows`` (a figure's copy
+gliding beside it: fast, across, stepping back) with each video's median as the background. ``--flows``
+picks the upsampling and DIS preset (``2u``: x2, ultrafast; ``2f``: fast), ``--small`` the window 1/8 alone.
 The test set's AUROCs are read afterwards for every configuration, to measure, not to choose.
 """
 
@@ -61,8 +66,8 @@ KINDS = {
     **{f"glide-{k}": functools.partial(glide_windows, kind=k) for k in ("fast", "across", "back")},
 }
 FIXED = ("speed-up", "reversal")  # the criterion fixed before this probe: the mean of these two
-# the second criterion, fixed before it was run (docs/discriminator.md): boxes of the scene's moving size,
-# speed-ups of 2 and 3, and the mean of the speed-up, turned-box and U-turn proxies
+# each fixed before it was run (docs/discriminator.md): v1 the first; v2 boxes of the scene's moving size,
+# speed-ups of 2 and 3, the mean of speed-up, turned box and U-turn; v3 the mean of the three glides (no box)
 CRITERIA = {
     "v1": dict(kinds=("speed-up", "reversal", "u-turn"), fixed=FIXED, box=None, speeds=(2,)),
     "v2": dict(kinds=("speed-up", "rotated", "u-turn", "reversal"), fixed=("speed-up", "rotated", "u-turn"),
