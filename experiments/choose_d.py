@@ -63,12 +63,14 @@ def probe(run: Path, spec: PseudoSpec, kinds: dict) -> dict:
     out["best_step"] = best
     out["val_psnr_gain_db"] = row["val_psnr"] - row["val_psnr_copy_last"]
     out["val_d_auc"], out["val_d_pixel_auc"] = row.get("val_d_auc"), row.get("val_d_pixel_auc")
+    # each video's background once, not once per kind (it reads the video up to the clip's end)
+    bgs = [background(np.stack(list(scorer.frames(src, 0, stop)))) for src, _, stop in val] if glides else []
     for kind, make in kinds.items():
         per_clip: dict[str, list[np.ndarray]] = {}
         labels, n_pseudo = [], 0
         for ci, (src, start, stop) in enumerate(val):
             frames = np.stack(list(scorer.frames(src, start, stop)))
-            extra = {"bg": background(np.stack(list(scorer.frames(src, 0, stop))))} if glides else {}
+            extra = {"bg": bgs[ci]} if glides else {}
             wins = list(make(frames, scorer.T, spec, clip_seed=ci, **extra))
             if not wins:
                 continue

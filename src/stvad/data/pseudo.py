@@ -38,6 +38,7 @@ reward a model for recognising the exact fakes it was trained on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -59,17 +60,21 @@ class PseudoSpec:
         return asdict(self)
 
 
+def _place(change: np.ndarray, side: int) -> tuple[int, int]:
+    """The top-left corner of the box of ``side`` (inside the frame) centred where ``change`` (H, W) sums
+    highest."""
+    h, w = change.shape
+    r, c = np.unravel_index(int(np.argmax(uniform_filter(change, size=side, mode="constant"))), change.shape)
+    return int(np.clip(r - side // 2, 0, h - side)), int(np.clip(c - side // 2, 0, w - side))
+
+
 def _boxed(
     past: np.ndarray, other: np.ndarray, side: int, min_change: float
 ) -> tuple[np.ndarray, tuple[int, int]] | None:
     """``past`` with the box of ``side`` where ``other`` differs most from it taken from ``other``; None
     when that box changes by less than ``min_change`` grey levels on average."""
-    h, w = past.shape[1:3]
     change = np.abs(other.astype(np.float32) - past.astype(np.float32)).mean(axis=(0, 3))  # (H, W)
-    local = uniform_filter(change, size=side, mode="constant")
-    r, c = np.unravel_index(int(np.argmax(local)), local.shape)
-    r0 = int(np.clip(r - side // 2, 0, h - side))
-    c0 = int(np.clip(c - side // 2, 0, w - side))
+    r0, c0 = _place(change, side)
     if change[r0 : r0 + side, c0 : c0 + side].mean() < min_change:
         return None
     pseudo = past.copy()
@@ -133,11 +138,7 @@ def rotated_windows(
     for t in range(T, n):
         side = max(2, round(rng.uniform(*spec.box) * min(h, w)))
         win = frames[t - T : t + 1].astype(np.float32)
-        change = np.abs(np.diff(win, axis=0)).mean(axis=(0, 3))  # (H, W)
-        r, c = np.unravel_index(
-            int(np.argmax(uniform_filter(change, size=side, mode="constant"))), change.shape
-        )
-        r0, c0 = int(np.clip(r - side // 2, 0, h - side)), int(np.clip(c - side // 2, 0, w - side))
+        r0, c0 = _place(np.abs(np.diff(win, axis=0)).mean(axis=(0, 3)), side)
         turned = frames[t - T : t + 1].copy()
         box = turned[:, r0 : r0 + side, c0 : c0 + side]
         new = np.rot90(box, k=1, axes=(1, 2))
@@ -221,9 +222,9 @@ def glide_windows(
     across = kind == "across"
     rng = np.random.default_rng([spec.seed, clip_seed, 4 + GLIDES.index(kind)])
     max_side = min(h, w) // 2
+    found = functools.cache(lambda i: _figures(frames[i], bg, threshold, 9, max_side))  # each frame once
     for t in range(max(T, 2), n):
-        figs = _figures(frames[t], bg, threshold, 9, max_side)
-        before = _figures(frames[t - 2], bg, threshold, 9, max_side)
+        figs, before = found(t), found(t - 2)
         side, speedup = rng.choice([-1.0, 1.0]), float(rng.choice(spec.speeds))
         if not figs or not before:
             continue
