@@ -3,11 +3,13 @@
     python experiments/flow_cost.py [--preset cpu] [--batch 16] [--repeats 7]
         [--json experiments/results/flow_cost.json]
 
-Interleaved (A B C ...), medians: ``only-stn`` and ``full`` through ``Scorer.score_windows`` (random
-weights, the preset's size, batch B), and the flow model's work for B frames at x2, DIS medium, fast
-and ultrafast: one flow from the frame before, the -log p terms (a fitted histogram), the worst 1/8 window.
+Interleaved (A B C ...), medians: ``only-stn``, ``full`` and ``f2`` through ``Scorer.score_windows``
+(random weights, the preset's size, batch B; ``f2`` alone runs only D's first two layers, on xi and
+G(x)), and the flow model's work for B frames at x2, DIS medium, fast and ultrafast: one flow from the
+frame before, the -log p terms (a fitted histogram), the worst 1/8 window.
 The frames are a smooth random texture shifted a pixel a frame, so that DIS has structure to match.
-Reports each per frame and (full + flow) / only-stn, the ratio the issue bounds by 1.5.
+Reports each per frame and (full + flow) / only-stn, the ratio the issue bounds by 1.5, and (f2 + flow)
+/ only-stn.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def main(argv=None) -> None:
     frames = np.stack([texture[:, i : i + W] for i in range(B + T + 1)])[..., None].repeat(C, -1)
     past = np.stack([frames[i : i + T] for i in range(B)])  # (B, T, H, W, C)
     target = frames[T : T + B]
-    scorers = {v: Scorer(random_run(cfg), batch_size=B, variants=(v,)) for v in ("only-stn", "full")}
+    scorers = {v: Scorer(random_run(cfg), batch_size=B, variants=(v,)) for v in ("only-stn", "full", "f2")}
     flows = {}
     for name in ("medium", "fast", "ultrafast"):
         flow = Flow(2, name)
@@ -65,7 +67,9 @@ def main(argv=None) -> None:
     load = load_1min()
     ms = {k: 1e3 * median(t) / B for k, t in interleaved(fns, a.repeats).items()}
     ratios = {f"full + flow {n} / only-stn": (ms["full"] + ms[f"flow {n}"]) / ms["only-stn"] for n in flows}
+    ratios |= {f"f2 + flow {n} / only-stn": (ms["f2"] + ms[f"flow {n}"]) / ms["only-stn"] for n in flows}
     ratios["full / only-stn"] = ms["full"] / ms["only-stn"]
+    ratios["f2 / only-stn"] = ms["f2"] / ms["only-stn"]
     for k, v in ms.items():
         print(f"{k:16} {v:7.3f} ms/frame")
     for k, v in ratios.items():

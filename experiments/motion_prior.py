@@ -22,6 +22,8 @@ reported beside it.
 by ``moving_side`` and adds the turned box; v3 replaces the boxes by ``glide_windows`` (a figure's copy
 gliding beside it: fast, across, stepping back) with each video's median as the background. ``--flows``
 picks the upsampling and DIS preset (``2u``: x2, ultrafast; ``2f``: fast), ``--small`` the window 1/8 alone.
+``--base f2`` adds the flow's score to the run's ``f2`` instead of ``full`` (``f2`` alone needs only D's
+first two layers, so it scores at about 1.1x ``only-stn`` where ``full`` takes 1.5x: flow_cost.py).
 The test set's AUROCs are read afterwards for every configuration, to measure, not to choose.
 """
 
@@ -219,13 +221,17 @@ def main(argv=None) -> None:
         "--flows", nargs="+", default=["1", "2"], help="upsampling, then u or f for DIS ultrafast or fast: 2u"
     )
     ap.add_argument("--small", action="store_true", help="window 1/8 only, no transition term")
+    ap.add_argument(
+        "--base", choices=("full", "f2"), default="full", help="the run's score the flow's is added to"
+    )
     a = ap.parse_args(argv)
     crit = CRITERIA[a.criterion]
     kinds = {k: KINDS[k] for k in crit["kinds"]}
     trs, patches = ((0,), (0.125,)) if a.small else ((0, 1), PATCHES)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    scorer = Scorer.from_run(a.run)
+    base = a.base
+    scorer = Scorer.from_run(a.run, variants=(base, *a.also))
     cfg = scorer.cfg
     T, norm = cfg.data.T, cfg.score.normalisation
     ds = open_dataset(a.data)
@@ -270,7 +276,7 @@ def main(argv=None) -> None:
             if not pasts:
                 continue
             got = scorer.score_many(np.stack(pasts), np.stack(targets), 32)[0]
-            rec = {"full": got["full"], **{v: got[v] for v in a.also}}
+            rec = {base: got[base], **{v: got[v] for v in a.also}}
             for up in a.flows:  # the windows are not consecutive: both flows of each window
                 fp = ((flows[up](p[-2], p[-1]), flows[up](p[-1], t)) for p, t in zip(pasts, targets))
                 for (tr, p), s in motion_scores(priors[up], fp, trs, patches).items():
@@ -285,21 +291,21 @@ def main(argv=None) -> None:
         return lambda s: (s - mu) / sd
 
     grid = list(itertools.product(a.flows, trs, patches))
-    configs = [("full",)] + [("motion", *g) for g in grid]
-    configs += [("full+motion", *g, w) for g in grid for w in WEIGHTS]
-    for v in a.also:  # another score of the same run, alone and added to full as the flow's is
-        configs += [(v,)] + [(f"full+{v}", w) for w in WEIGHTS]
+    configs = [(base,)] + [("motion", *g) for g in grid]
+    configs += [(f"{base}+motion", *g, w) for g in grid for w in WEIGHTS]
+    for v in a.also:  # another score of the same run, alone and added to the base as the flow's is
+        configs += [(v,)] + [(f"{base}+{v}", w) for w in WEIGHTS]
 
     def combine(rec, c):
-        if c[0] == "full":
-            return rec["full"]
+        if c[0] == base:
+            return rec[base]
         if c[0] in a.also:
             return rec[c[0]]
         if c[0] == "motion":
             return rec[c]
-        other = c[0].removeprefix("full+")  # full + weight x (another variant, or the flow's score)
+        other = c[0].removeprefix(f"{base}+")  # base + weight x (another variant, or the flow's score)
         key = other if other in a.also else ("motion", *c[1:4])
-        return standardiser("full")(rec["full"]) + c[-1] * standardiser(key)(rec[key])
+        return standardiser(base)(rec[base]) + c[-1] * standardiser(key)(rec[key])
 
     proxies = {}
     for c in configs:
@@ -308,7 +314,7 @@ def main(argv=None) -> None:
             clips = [ci for ci in held[kind] if ci in held["normal"]]
             s = [np.concatenate([combine(held["normal"][ci], c), combine(held[kind][ci], c)]) for ci in clips]
             y = [
-                np.repeat([0, 1], [len(held["normal"][ci]["full"]), len(held[kind][ci]["full"])])
+                np.repeat([0, 1], [len(held["normal"][ci][base]), len(held[kind][ci][base])])
                 for ci in clips
             ]
             row[kind] = auroc_micro(postprocess(s, norm), y)
@@ -321,7 +327,7 @@ def main(argv=None) -> None:
     for v in ds.test:
         fr = np.stack(list(scorer.frames(v.source)))  # read once, for the GAN and the flow
         sc = scorer.score_frames(iter(fr), name=v.name)
-        rec = {"full": sc.scores["full"], **{k: sc.scores[k] for k in a.also}}
+        rec = {base: sc.scores[base], **{k: sc.scores[k] for k in a.also}}
         for up in a.flows:  # each flow once: flow i is from frame i-1 to frame i
             fl = [None] + [flows[up](fr[i - 1], fr[i]) for i in range(1, len(fr))]
             pairs = ((fl[i - 1], fl[i]) for i in sc.index)

@@ -125,6 +125,25 @@ def test_generator_only_variants_skip_the_discriminator_and_agree(tiny_run, synt
         np.testing.assert_allclose(got.scores[k], every.scores[k], rtol=1e-5)
 
 
+def test_f2_alone_runs_only_d_first_two_layers_and_agrees(tiny_run, synth_small, monkeypatch):
+    source = open_dataset(synth_small).test[0].source
+    every = Scorer.from_run(tiny_run).score_source(source, keep_maps=True)
+    lean = Scorer.from_run(tiny_run, variants=("f2", "only-stn"))
+    assert lean.use_d and not lean.engine.use_d_map
+
+    def no_full_d(*args, **kwargs):
+        raise AssertionError("D's whole pass was run for f2 alone")
+
+    monkeypatch.setattr(lean.D, "forward", no_full_d)
+    got = lean.score_source(source, keep_maps=True)
+    assert set(got.scores) == {"f2", "only-stn", COPY_LAST}
+    for k in got.scores:
+        np.testing.assert_allclose(got.scores[k], every.scores[k], rtol=1e-5, err_msg=k)
+    # its map is f2's per-pixel terms, which sum to the f2 score (the default aggregate is the sum)
+    np.testing.assert_allclose(got.maps.astype(np.float32).sum(axis=(1, 2)), got.scores["f2"], rtol=2e-2)
+    assert not np.allclose(got.maps, every.maps)  # not the full method's map
+
+
 def test_unknown_score_variant_is_refused(tiny_run):
     with pytest.raises(StvadError, match="unknown score variant"):
         Scorer.from_run(tiny_run, variants=("psnr", "mse"))

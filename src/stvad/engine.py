@@ -24,7 +24,16 @@ from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
 from stvad.model import Features, feature_windows
-from stvad.scoring import NEEDS_D, VARIANTS, ScoreBatch, psnr_score, score_batch, score_prediction
+from stvad.scoring import (
+    NEEDS_D,
+    NEEDS_D_MAP,
+    VARIANTS,
+    ScoreBatch,
+    psnr_score,
+    score_batch,
+    score_features,
+    score_prediction,
+)
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 
@@ -72,7 +81,12 @@ def prepare(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def judge(
-    D: torch.nn.Module, target: torch.Tensor, pred: torch.Tensor, cfg: ScoreConfig, past: torch.Tensor | None
+    D: torch.nn.Module,
+    target: torch.Tensor,
+    pred: torch.Tensor,
+    cfg: ScoreConfig,
+    past: torch.Tensor | None,
+    need_map: bool = True,
 ) -> ScoreBatch:
     """D's verdict on a window: every variant's score and the pixel map from one D pass over xi.
 
@@ -80,9 +94,12 @@ def judge(
     frame after (it sees the same past beside xi and beside G(x)); the paper's single-frame D ignores them.
 
     Of D on the prediction G(x) the score needs only F2 (equation 5), so only D's first two layers run on it:
-    the discriminator adds one pass, not two, to the generator's cost.
+    the discriminator adds one pass, not two, to the generator's cost. Without ``need_map`` (no variant asked
+    for needs D's map: ``f2``, ``only-stn``, ``psnr``) only D's first two layers run, on xi and on G(x).
     Shared by the plain scorer, the cached streaming scorer and the exported graph, so all three score alike.
     """
+    if not need_map:
+        return score_features(target, pred, D.features2(target, past), D.features2(pred, past), cfg)
     return score_batch(target, pred, D(target, past), D.features2(pred, past), cfg)
 
 
@@ -183,6 +200,11 @@ class TorchEngine(WindowEngine):
     def use_d(self) -> bool:
         return any(v in NEEDS_D for v in self.variants)
 
+    @property
+    def use_d_map(self) -> bool:
+        """Whether a variant asked for needs D's whole pass (its map), not only its first two layers."""
+        return any(v in NEEDS_D_MAP for v in self.variants)
+
     def encode_frames(self, x: torch.Tensor) -> Features:
         feats = self.G.encode_frames(x)
         return (*feats, x) if self.keep_frames else feats
@@ -196,7 +218,10 @@ class TorchEngine(WindowEngine):
         pred = self.G.predict_from_features(windows)
         sc = self.cfg.score
         # a single-frame D ignores the past it is given
-        sb = judge(self.D, target, pred, sc, past) if self.use_d else score_prediction(target, pred, sc)
+        if self.use_d:
+            sb = judge(self.D, target, pred, sc, past, self.use_d_map)
+        else:
+            sb = score_prediction(target, pred, sc)
         scores = {v: sb.scores[v] for v in self.variants if v != COPY_LAST}
         if COPY_LAST in self.variants:
             scores[COPY_LAST] = psnr_score(target, past[:, -1], sc)
@@ -275,7 +300,10 @@ class Scorer:
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
         sc = self.cfg.score
-        sb = judge(self.D, y, pred, sc, x) if self.use_d else score_prediction(y, pred, sc)
+        if self.use_d:
+            sb = judge(self.D, y, pred, sc, x, self.engine.use_d_map)
+        else:
+            sb = score_prediction(y, pred, sc)
         scores = {k: sb.scores[k] for k in self.variants}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
         return scores, sb.anomaly_map

@@ -43,6 +43,7 @@ from stvad.errors import StvadError
 
 VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2")
 NEEDS_D = ("full", "dmap", "f2")  # the others are the generator's alone: scoring them skips D
+NEEDS_D_MAP = ("full", "dmap")  # f2 needs only D's first two layers: scoring it alone skips the rest of D
 NORMALISATIONS = ("global-max", "per-video-minmax", "none")
 F2_REDUCTIONS = ("mean", "max", "l2")
 UPSAMPLINGS = ("bilinear", "nearest")
@@ -166,18 +167,36 @@ def score_batch(
     The map is the per-pixel terms whatever the aggregation; with ``sum`` it sums to ``scores["full"]``.
     """
     cfg = cfg or ScoreConfig()
-    err = prediction_error(target, pred)  # (B, H, W)
+    plain, err, fmap = _f2_terms(target, pred, d_real, d_fake, cfg)
     dmap = discriminator_map(d_real)
-    fmap = feature_map(d_real, d_fake, tuple(err.shape[-2:]), cfg.f2_reduce, cfg.upsample)
     anomaly_map = err * dmap * fmap
+    scores = {"full": aggregate(anomaly_map, cfg), **plain, "dmap": aggregate(err * dmap, cfg)}
+    return ScoreBatch(scores, anomaly_map)
+
+
+def _f2_terms(
+    target: Tensor, pred: Tensor, d_real: F2Features, d_fake: F2Features, cfg: ScoreConfig
+) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """The scores that need D's F2 at most (only-stn, psnr, f2), the error (B, H, W) and the F2 map."""
+    err = prediction_error(target, pred)  # (B, H, W)
+    fmap = feature_map(d_real, d_fake, tuple(err.shape[-2:]), cfg.f2_reduce, cfg.upsample)
     scores = {
-        "full": aggregate(anomaly_map, cfg),
         "only-stn": aggregate(err, cfg),
         "psnr": psnr_score(target, pred, cfg),
-        "dmap": aggregate(err * dmap, cfg),
         "f2": aggregate(err * fmap, cfg),
     }
-    return ScoreBatch(scores, anomaly_map)
+    return scores, err, fmap
+
+
+@torch.no_grad()
+def score_features(
+    target: Tensor, pred: Tensor, f_real: F2Features, f_fake: F2Features, cfg: ScoreConfig | None = None
+) -> ScoreBatch:
+    """The variants that need only F2 (``f2``, ``only-stn``, ``psnr``), from D's first two layers on xi and
+    on G(x) (``D.features2``): D's deeper layers and its map are not run. The map is f2's per-pixel terms."""
+    cfg = cfg or ScoreConfig()
+    scores, err, fmap = _f2_terms(target, pred, f_real, f_fake, cfg)
+    return ScoreBatch(scores, err * fmap)
 
 
 @torch.no_grad()
