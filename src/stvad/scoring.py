@@ -65,7 +65,7 @@ class F2Features(Protocol):
 
 class ScoreBatch(NamedTuple):
     scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
-    anomaly_map: Tensor  # (B, H, W) per-pixel terms of the full score, error * map; aggregated: "full"
+    anomaly_map: Tensor  # (B, H, W) per-pixel terms of "full" (error * map), or of "f2" when D ran only F2
 
 
 def _choice(value: str, options: Sequence[str], key: str) -> str:
