@@ -66,10 +66,9 @@ def main(argv=None) -> None:
     fns |= {f"flow {n}": (lambda f=f, p=p: flow_work(f, p)) for n, (f, p) in flows.items()}
     load = load_1min()
     ms = {k: 1e3 * median(t) / B for k, t in interleaved(fns, a.repeats).items()}
-    ratios = {f"full + flow {n} / only-stn": (ms["full"] + ms[f"flow {n}"]) / ms["only-stn"] for n in flows}
-    ratios |= {f"f2 + flow {n} / only-stn": (ms["f2"] + ms[f"flow {n}"]) / ms["only-stn"] for n in flows}
-    ratios["full / only-stn"] = ms["full"] / ms["only-stn"]
-    ratios["f2 / only-stn"] = ms["f2"] / ms["only-stn"]
+    with_d, base = ("full", "f2"), ms["only-stn"]
+    ratios = {f"{b} + flow {n} / only-stn": (ms[b] + ms[f"flow {n}"]) / base for b in with_d for n in flows}
+    ratios |= {f"{b} / only-stn": ms[b] / base for b in with_d}
     for k, v in ms.items():
         print(f"{k:16} {v:7.3f} ms/frame")
     for k, v in ratios.items():

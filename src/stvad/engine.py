@@ -205,6 +205,15 @@ class TorchEngine(WindowEngine):
         """Whether a variant asked for needs D's whole pass (its map), not only its first two layers."""
         return any(v in NEEDS_D_MAP for v in self.variants)
 
+    def judge_prediction(
+        self, target: torch.Tensor, pred: torch.Tensor, past: torch.Tensor | None
+    ) -> ScoreBatch:
+        """The scores of G's prediction that the variants asked for need: D's whole pass, its first two
+        layers alone (``f2``), or no D at all. A single-frame D ignores the past it is given."""
+        if not self.use_d:
+            return score_prediction(target, pred, self.cfg.score)
+        return judge(self.D, target, pred, self.cfg.score, past, self.use_d_map)
+
     def encode_frames(self, x: torch.Tensor) -> Features:
         feats = self.G.encode_frames(x)
         return (*feats, x) if self.keep_frames else feats
@@ -216,15 +225,10 @@ class TorchEngine(WindowEngine):
         if self.keep_frames:
             windows, past = windows[:-1], windows[-1]
         pred = self.G.predict_from_features(windows)
-        sc = self.cfg.score
-        # a single-frame D ignores the past it is given
-        if self.use_d:
-            sb = judge(self.D, target, pred, sc, past, self.use_d_map)
-        else:
-            sb = score_prediction(target, pred, sc)
+        sb = self.judge_prediction(target, pred, past)
         scores = {v: sb.scores[v] for v in self.variants if v != COPY_LAST}
         if COPY_LAST in self.variants:
-            scores[COPY_LAST] = psnr_score(target, past[:, -1], sc)
+            scores[COPY_LAST] = psnr_score(target, past[:, -1], self.cfg.score)
         return scores, sb.anomaly_map
 
 
@@ -299,13 +303,9 @@ class Scorer:
         x = to_model(past).to(self.device)  # (B, T, C, H, W)
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
-        sc = self.cfg.score
-        if self.use_d:
-            sb = judge(self.D, y, pred, sc, x, self.engine.use_d_map)
-        else:
-            sb = score_prediction(y, pred, sc)
+        sb = self.engine.judge_prediction(y, pred, x)
         scores = {k: sb.scores[k] for k in self.variants}
-        scores[COPY_LAST] = psnr_score(y, x[:, -1], sc)
+        scores[COPY_LAST] = psnr_score(y, x[:, -1], self.cfg.score)
         return scores, sb.anomaly_map
 
     def score_many(
