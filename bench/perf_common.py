@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -21,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from stvad.checkpoint import LoadedRun
 from stvad.config import Config
 from stvad.model import build_discriminator, build_generator, layers
+from stvad.motion import MotionModel, scale_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,6 +32,25 @@ def random_run(cfg: Config, seed: int = 0) -> LoadedRun:
     """The models of ``cfg`` with random weights, in eval mode, as ``load_run`` returns a trained run."""
     torch.manual_seed(seed)
     return LoadedRun(cfg, build_generator(cfg).eval(), build_discriminator(cfg).eval(), {"weights": "random"})
+
+
+def texture_windows(cfg: Config, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames of a smooth random texture shifted a pixel a frame (so that optical flow has structure to
+    match), uint8 (batch + T + 1, H, W, C), and ``batch`` windows of them: past (B, T, H, W, C), target."""
+    (H, W), C, T = cfg.data.size, cfg.data.channels, cfg.data.T
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (H, W + batch + T + 1), dtype=np.uint8), (5, 5), 1.5)
+    frames = np.stack([texture[:, i : i + W] for i in range(batch + T + 1)])[..., None].repeat(C, -1)
+    return frames, np.stack([frames[i : i + T] for i in range(batch)]), frames[T : T + batch]
+
+
+def with_motion(run: LoadedRun, frames: np.ndarray) -> LoadedRun:
+    """``run`` with a motion model fitted on ``frames`` and unit standardisers for its own scoring, so that
+    the flow scores can be timed (their cost does not depend on what the model learned)."""
+    motion = MotionModel(run.config.data.size).fit([frames])
+    key = scale_key(run.config.score, run.meta.get("step"))
+    motion.scales = {"flow": [0.0, 1.0], "f2": {key: [0.0, 1.0]}}
+    return run._replace(motion=motion)
 
 
 def load_1min() -> float:

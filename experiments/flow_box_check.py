@@ -14,11 +14,11 @@ import argparse
 import cv2
 import numpy as np
 
-from motion_prior import Flow, FlowPrior, frame_score
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, moving_side, rotated_windows
 from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
+from stvad.motion import Flow, FlowPrior, frame_score
 
 
 def main(argv=None) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motion_prior import Flow, FlowPrior, frame_score
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.engine import Scorer
+from stvad.motion import Flow, FlowPrior, frame_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
 from perf_common import interleaved, load_1min, machine, median, random_run, set_threads  # noqa: E402

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 import torch
 
+from stvad import motion
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import (
@@ -58,6 +59,7 @@ from stvad.data.windows import iter_windows, split_train_val
 from stvad.engine import Scorer
 from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
+from stvad.motion import N_DIR, Flow, frame_score
 from stvad.scoring import postprocess
 
 KINDS = {
@@ -77,48 +79,16 @@ CRITERIA = {
     "v3": dict(kinds=("glide-fast", "glide-across", "glide-back", "speed-up"),
                fixed=("glide-fast", "glide-across", "glide-back"), box="moving", speeds=(2, 3)),
 }  # fmt: skip
-PRESETS = {
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-}
 TAGS = {"u": "ultrafast", "f": "fast"}  # --flows 2u, 2f: upsampling, then the DIS preset (none: medium)
-MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
-N_DIR = 8
-GRID = 16
 
 
-def grey(frame: np.ndarray, up: int) -> np.ndarray:
-    f = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
-    return cv2.resize(f, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR) if up > 1 else f
+class FlowPrior(motion.FlowPrior):
+    """The package's prior (stvad.motion), with a transition table: a pixel's bin now given its bin a frame
+    before (still = the last bin)."""
 
-
-class Flow:
-    def __init__(self, up: int, preset: str = "medium"):
-        self.up = up
-        self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return self.dis.calc(grey(a, self.up), grey(b, self.up), None)
-
-
-class FlowPrior:
     def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
-        h, w = shape
-        self.edges = np.asarray(MAG_EDGES) * min(h, w)
-        self.n_mag = len(self.edges)
-        self.counts = np.full((GRID, GRID, N_DIR * self.n_mag), alpha)
-        # bin of a pixel's flow into this frame given its bin into the frame before (still = the last bin)
+        super().__init__(shape, alpha)
         self.trans = np.full((N_DIR * self.n_mag + 1,) * 2, alpha)
-        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
-        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
-
-    def bins(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mag = np.hypot(flow[..., 0], flow[..., 1])
-        ang = np.arctan2(flow[..., 1], flow[..., 0])
-        d = np.floor((ang + np.pi) / (2 * np.pi) * N_DIR).astype(int) % N_DIR
-        m = (np.searchsorted(self.edges, mag, side="right") - 1).clip(0, self.n_mag - 1)
-        return mag >= self.edges[0], d * self.n_mag + m
 
     def pairs(self, before: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each pixel's bin before and now (still = the last bin), and where it moved at either time."""
@@ -127,45 +97,19 @@ class FlowPrior:
         return np.where(m0, b0, still), np.where(m1, b1, still), m0 | m1
 
     def fit(self, flow: np.ndarray, before: np.ndarray | None = None) -> None:
-        moving, b = self.bins(flow)
-        np.add.at(self.counts, (self.ci[moving], self.cj[moving], b[moving]), 1.0)
+        super().fit(flow)
         if before is not None:
             b0, b1, either = self.pairs(before, flow)
             np.add.at(self.trans, (b0[either], b1[either]), 1.0)
 
-    def finish(self) -> None:
-        self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
+    def finish(self) -> FlowPrior:
         self.trans_nll = -np.log(self.trans / self.trans.sum(-1, keepdims=True))
-        # for terms(): each pixel's offset of its cell in the flattened table, float32 edges and table
-        self.cell_offset = (self.ci * GRID + self.cj) * (N_DIR * self.n_mag)
-        self.nll_flat = self.nll.ravel().astype(np.float32)
-        self.edges32 = self.edges.astype(np.float32)
-
-    def terms(self, flow: np.ndarray) -> np.ndarray:
-        """-log p(bin | cell) where the pixel moves, 0 elsewhere (float32).
-
-        The bins of :meth:`bins`, computed about 3x faster: OpenCV's polar conversion (angle in [0, 2 pi),
-        so the direction bin is shifted by half the bins to match arctan2's (-pi, pi]) and one lookup in
-        the flattened table."""
-        mag, ang = cv2.cartToPolar(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
-        d = ((ang * np.float32(N_DIR / (2 * np.pi))).astype(np.int32) + N_DIR // 2) % N_DIR
-        m = np.searchsorted(self.edges32, mag, side="right") - 1
-        np.clip(m, 0, self.n_mag - 1, out=m)
-        t = self.nll_flat.take(self.cell_offset + d * self.n_mag + m)
-        t[mag < self.edges32[0]] = 0.0
-        return t
+        return super().finish()
 
     def transition_terms(self, before: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """-log p(bin now | bin a frame before) where the pixel moved at either time, 0 elsewhere."""
         b0, b1, either = self.pairs(before, flow)
         return np.where(either, self.trans_nll[b0, b1], 0.0)
-
-
-def frame_score(terms: np.ndarray, patch: float) -> float:
-    if patch <= 0:
-        return float(terms.sum())
-    k = max(1, round(patch * min(terms.shape)))
-    return float(cv2.boxFilter(terms, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT).max())
 
 
 PATCHES = (0.0, 0.125, 0.25)

@@ -116,3 +116,27 @@ def test_other_models_export_too(arch, tmp_path):
     model = fold_spectral_norm(WindowScore(build_generator(cfg), build_discriminator(cfg), cfg).eval())
     r = write_graph(model, "onnx", tmp_path / "m.onnx")
     assert r["max_abs_diff_score"] <= TOL and r["max_abs_diff_map"] <= TOL
+
+
+def test_f2_flow_exports_the_f2_graph_with_the_flow_model_beside_it(tiny_run, synth_small, tmp_path):
+    """The graph computes f2 (D's first two layers only); the flow model travels as metadata, and the ONNX
+    engine adds the flow's score as PyTorch's does. TorchScript, which cannot carry it, refuses."""
+    pytest.importorskip("onnxruntime")
+    run = load_run(tiny_run)
+    run.config.score.variant = "f2+flow"
+    step = run.meta["step"]  # which f2 standardiser the graph's engine uses, as TorchEngine does
+    graph = fold_spectral_norm(WindowScore(run.generator, run.discriminator, run.config, run.motion, step))
+    assert graph.variant == "f2" and not graph.need_map and graph.motion is run.motion
+    path = write_graph(graph, "onnx", tmp_path / "m.onnx")["path"]
+    frames = list(open_dataset(synth_small).test[2].source.frames(run.config.data.size, 1))[:24]
+    fresh = load_run(tiny_run)
+    fresh.config.score.variant = "f2+flow"
+    t = score_frames(TorchEngine(fresh), frames, keep_maps=True)
+    o = score_frames(OnnxEngine(path), frames, keep_maps=True, chunk=5)
+    np.testing.assert_allclose(o.scores["f2+flow"], t.scores["f2+flow"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(o.maps.astype(np.float32), t.maps.astype(np.float32), rtol=0, atol=1e-2)
+    with pytest.raises(StvadError, match="TorchScript .* export to onnx"):
+        write_graph(graph, "torchscript", tmp_path / "m.pt")
+    run.config.score.variant = "flow"
+    with pytest.raises(StvadError, match="flow score alone has no graph"):
+        WindowScore(run.generator, run.discriminator, run.config, run.motion, step)

@@ -1,7 +1,10 @@
-"""The alarm threshold, fitted on held-out *normal* clips (never on test labels), with how alarms score.
+"""What is fitted on *normal* clips after training (never on test labels): the motion model and the alarm
+threshold, with how alarms score.
 
-:func:`calibrate` scores the run's held-out normal clips (and any normal footage given) through the
-scoring engine (:class:`stvad.engine.Scorer`) and stores the threshold in ``RUN/calibration.json``;
+:func:`fit_motion` fits the flow model of :mod:`stvad.motion` on the run's training clips and the
+standardisers of the ``f2+flow`` score on its held-out clips, in ``RUN/motion.json`` (training does it at
+its end). :func:`calibrate` scores the run's held-out normal clips (and any normal footage given) through
+the scoring engine (:class:`stvad.engine.Scorer`) and stores the threshold in ``RUN/calibration.json``;
 :func:`alarm_config` gives every alarm path the scoring the threshold was fitted with.
 """
 
@@ -18,7 +21,8 @@ from stvad._io import atomic_write_json
 from stvad.config import Config
 from stvad.engine import Scorer
 from stvad.errors import StvadError
-from stvad.scoring import causal_mean
+from stvad.motion import MOTION_FILE, MotionModel, scale_key
+from stvad.scoring import NEEDS_FLOW, causal_mean
 
 CALIBRATION_FILE = "calibration.json"
 # How an alarm scores a frame, fitted with its threshold: the worst window of half the frame's shorter side
@@ -27,6 +31,60 @@ CALIBRATION_FILE = "calibration.json"
 # worst window measures the most abnormal place. Chosen on normal footage (bench/footage_alarms.py).
 ALARM_SCORE = ("score.aggregate=patch-max", "score.patch=0.5")
 ALARM_KEYS = ("aggregate", "patch", "causal_window")  # what a calibration records and alarms then use
+
+
+def fit_motion(
+    run_dir: str | os.PathLike,
+    score_sets: Sequence[Sequence[str]] = ((), ALARM_SCORE),
+    which: str = "best",
+    refit: bool = False,
+    scorer: Scorer | None = None,
+) -> MotionModel:
+    """Fit what the run's motion model lacks and store it in ``RUN/motion.json``; returns the model.
+
+    The prior counts the flows between consecutive frames of the run's training clips (the held-out tails
+    left out). The standardisers are the mean and deviation, over the frames of the held-out normal clips
+    that get a score, of the flow's score and of ``f2`` for the checkpoint ``which`` and each of
+    ``score_sets`` (``score.KEY=VALUE`` lists: by default the run's own scoring and the alarms'). A model
+    already fitted is kept and only missing standardisers are added, unless ``refit``.
+    """
+    run_dir = Path(run_dir)
+    # f2 alone, on the modules of the scorer given (which then uses the model fitted here)
+    f2 = Scorer(scorer.run, scorer.batch_size, scorer.device, ("f2",)) if scorer else None
+    f2 = f2 or Scorer.from_run(run_dir, which=which, variants=("f2",))
+    cfg, size = f2.cfg, f2.cfg.data.size
+    motion = None if refit else f2.engine.motion
+    train, val = f2.clips()
+    fitted = motion is None or tuple(motion.size) != tuple(size)  # whether there is anything to write
+    if fitted:
+        motion = MotionModel(size).fit(f2.frames(*c) for c in train)
+        flow = []
+        for src, start, stop in val:
+            fr = list(f2.frames(src, start, stop))
+            flow += [motion.score(fr[i - 1], fr[i])[0] for i in range(f2.T, len(fr))]
+        motion.scales["flow"] = _mean_sd(flow, val)
+    for how in score_sets:
+        f2.cfg = cfg.with_score(list(how))
+        key = scale_key(f2.cfg.score, f2.engine.step)
+        if key not in motion.scales["f2"]:
+            got = [f2.score_frames(f2.frames(*c)).scores["f2"] for c in val]
+            motion.scales["f2"][key] = _mean_sd(np.concatenate(got) if got else [], val)
+            fitted = True
+    if fitted:
+        motion.save(run_dir / MOTION_FILE)
+    if scorer:
+        scorer.engine.motion = motion
+    return motion
+
+
+def _mean_sd(x, val) -> list[float]:
+    x = np.asarray(x, np.float64)
+    if x.size < 2:
+        raise StvadError(
+            f"{len(val)} held-out clips give {x.size} scored frames, too few to standardise the flow score; "
+            "train on longer videos or raise data.val_fraction"
+        )
+    return [float(x.mean()), float(x.std() + 1e-12)]
 
 
 def calibrate(
@@ -54,6 +112,8 @@ def calibrate(
     run_dir = Path(run_dir)
     scorer = scorer or Scorer.from_run(run_dir)
     scorer.cfg = cfg = scorer.cfg.with_score(score_set)
+    if cfg.score.variant in NEEDS_FLOW:  # the f2 standardiser of the alarms' scoring
+        fit_motion(run_dir, score_sets=[score_set], scorer=scorer)
     q = cfg.score.threshold_quantile if quantile is None else quantile
     val_clips = scorer.heldout_clips()
     extra = [open_source(s) for s in sources]  # every one readable before any is scored

@@ -22,6 +22,7 @@ from torch import nn
 from stvad.config import RESUMABLE_KEYS, UNUSED_BY_ARCH, Config, config_changes
 from stvad.errors import StvadError
 from stvad.model import build_discriminator, build_generator
+from stvad.motion import MotionModel, read_motion
 
 WHICH = ("best", "last")
 
@@ -31,6 +32,7 @@ class LoadedRun(NamedTuple):
     generator: nn.Module
     discriminator: nn.Module
     meta: dict[str, Any]
+    motion: MotionModel | None = None  # the run's fitted flow model (RUN/motion.json), when it has one
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
         "val": state.get("val"),
         "checkpoint": str(path),
     }
-    return LoadedRun(cfg, G, D, meta)
+    return LoadedRun(cfg, G, D, meta, read_motion(path.parent.parent))
 
 
 def validation_rows(run_dir: str | os.PathLike) -> list[dict[str, float]]:

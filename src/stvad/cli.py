@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
 from stvad import __version__
 from stvad.errors import StvadError, StvadWarning
@@ -111,6 +112,19 @@ def _print_calibration(cal: dict) -> None:
 
 def _cmd_calibrate(a: argparse.Namespace) -> int:
     _print_calibration(_calibrate(a.run, a.quantile, a.sources, a.set or ()))
+    return 0
+
+
+def _cmd_fit_motion(a: argparse.Namespace) -> int:
+    from stvad.calibration import ALARM_SCORE, fit_motion
+
+    sets = ((), ALARM_SCORE, *([a.set] if a.set else []))
+    m = fit_motion(a.run, score_sets=sets, which=a.which, refit=a.refit)
+    mu, sd = m.scales["flow"]
+    print(
+        f"motion model in {Path(a.run) / 'motion.json'}: flow score {mu:.4g} +- {sd:.4g} on held-out normal "
+        f"frames; f2 standardisers for {', '.join(m.scales['f2'])}"
+    )
     return 0
 
 
@@ -293,6 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
         "score.causal_window=N alarms on the mean of the last N frame scores)",
     )
     cal.set_defaults(func=_cmd_calibrate)
+
+    fm = sub.add_parser(
+        "fit-motion",
+        help="fit a run's flow model (training does it; for runs trained before it, or other scoring)",
+        description="Fit the flow model that the flow and f2+flow scores need: the histogram of optical "
+        "flow of the training clips, and the standardisers of the flow and f2 scores on the held-out normal "
+        "clips, stored in RUN/motion.json. What is already fitted is kept, unless --refit.",
+    )
+    fm.add_argument("run", help="a training run folder")
+    fm.add_argument("--which", default="best", choices=("best", "last"), help="the checkpoint to standardise")
+    fm.add_argument("--refit", action="store_true", help="fit the flow histogram again")
+    fm.add_argument(
+        "--set",
+        action="append",
+        metavar="score.KEY=VALUE",
+        help="also standardise f2 for this scoring (the run's own and the alarms' are always fitted)",
+    )
+    fm.set_defaults(func=_cmd_fit_motion)
 
     ev = sub.add_parser("eval", help="score a benchmark's test videos and print the Table-1 metrics")
     ev.add_argument("run", help="a training run folder (or one of its checkpoints)")

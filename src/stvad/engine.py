@@ -24,11 +24,15 @@ from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
 from stvad.model import Features, feature_windows
+from stvad.motion import MotionModel
 from stvad.scoring import (
     NEEDS_D,
     NEEDS_D_MAP,
+    NEEDS_FLOW,
     VARIANTS,
     ScoreBatch,
+    combine_flow,
+    model_variants,
     psnr_score,
     score_batch,
     score_features,
@@ -36,6 +40,8 @@ from stvad.scoring import (
 )
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
+MOTION_HINT = "RUN/motion.json"
+Clip = tuple[FrameSource, int, int | None]  # a video, its first frame and its stop
 
 
 @dataclass
@@ -113,7 +119,12 @@ class WindowEngine:
     calibration: dict | None = None  # the run's fitted threshold and normal-score statistics, when known
 
     def __init__(
-        self, cfg: Config, device: str | torch.device = "cpu", variants: tuple[str, ...] | None = None
+        self,
+        cfg: Config,
+        device: str | torch.device = "cpu",
+        variants: tuple[str, ...] | None = None,
+        motion: MotionModel | None = None,
+        step: int | None = None,
     ):
         if cfg.score.variant not in VARIANTS:
             raise StvadError(f"score.variant must be one of {', '.join(VARIANTS)}, got '{cfg.score.variant}'")
@@ -127,11 +138,59 @@ class WindowEngine:
             raise StvadError(f"unknown score variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
         self.device = torch.device(device)
         self._ring: Features | None = None
+        # the flow scores' model and the checkpoint's step, which picks the f2 standardiser (stvad.motion)
+        self.motion, self.step = motion, step
+        self._prev: np.ndarray | None = None  # the last frame pushed: the flow into the next one starts there
 
     @property
     def variants(self) -> tuple[str, ...]:
         """The scores each window gets (``score.variant`` alone unless the engine was built with more)."""
         return (self.variant,) if self._variants is None else self._variants
+
+    @property
+    def model_variants(self) -> tuple[str, ...]:
+        """The scores G and D compute for :attr:`variants` (``f2+flow`` needs ``f2``; ``flow`` none)."""
+        return model_variants(self.variants)
+
+    def add_flow(
+        self,
+        scores: dict[str, torch.Tensor],
+        amap: torch.Tensor,
+        before: np.ndarray,
+        after: np.ndarray,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The model's scores (:attr:`model_variants`) of M windows and their maps, with the flow scores
+        added: ``before`` and ``after`` uint8 (M, H, W, C) are each window's last past frame and target.
+        Returns the scores of :attr:`variants`, and the map of ``f2+flow`` or ``flow`` when that is the
+        engine's variant and D's map was not computed (f2's standardised terms plus the flow's)."""
+        flow_asked = [v for v in self.variants if v in NEEDS_FLOW]
+        if not flow_asked:
+            return scores, amap
+        if self.motion is None:
+            raise StvadError(
+                f"the {flow_asked[0]} score needs the run's motion model ({MOTION_HINT}), and this run has "
+                "none: fit it with `stvad fit-motion RUN`"
+            )
+        got = [self.motion.score(a, b) for a, b in zip(before, after)]
+        flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
+        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *amap.shape[1:])
+        fs = self.motion.scales.get("flow")
+        out = {}
+        for v in self.variants:
+            if v == "flow":
+                out[v] = flow
+            elif v == "f2+flow":
+                bs = self.motion.f2_scale(self.cfg.score, self.step)
+                out[v] = combine_flow(scores["f2"].cpu().double(), flow, bs, fs, self.cfg.score.flow_weight)
+            else:
+                out[v] = scores[v]
+        if self.variant == "flow":
+            amap = fmap
+        d_map = any(v in NEEDS_D_MAP for v in self.variants)  # then the map is full's, and stays so
+        if self.variant == "f2+flow" and "f2+flow" in out and not d_map:
+            w = self.cfg.score.flow_weight
+            amap = amap.cpu().float() / bs[1] + w * fmap / fs[1]
+        return out, amap
 
     def encode_frames(self, x: torch.Tensor) -> Features:
         """(N, C, H, W) frames in [-1, 1] -> per-frame states, one (N, ...) tensor per entry."""
@@ -147,6 +206,7 @@ class WindowEngine:
     def reset(self) -> None:
         """Forget the past (after a break in the stream): the next T frames only refill the ring."""
         self._ring = None
+        self._prev = None
 
     def push(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) of ``score.variant`` and
@@ -162,7 +222,11 @@ class WindowEngine:
         The results belong to the last M of the N frames: those with T frames before them since the last
         reset (M = N once the ring is full).
         """
-        x = to_model(np.asarray(frames)).to(self.device)  # (N, C, H, W)
+        frames = np.asarray(frames)
+        x = to_model(frames).to(self.device)  # (N, C, H, W)
+        # the flow into each target starts at the frame before it, which may be the last one pushed before
+        seq = frames if self._prev is None else np.concatenate([self._prev[None], frames])
+        self._prev = frames[-1].copy()
         state = self.encode_frames(x)
         if self._ring is not None:
             state = tuple(torch.cat([r, s]) for r, s in zip(self._ring, state))
@@ -174,6 +238,8 @@ class WindowEngine:
                 (0, *x.shape[-2:]), np.float32
             )
         scores, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
+        # m < len(seq): after a reset the first T frames have no window, and before one the last frame is kept
+        scores, amap = self.add_flow(scores, amap, seq[-m - 1 : -1], seq[-m:])
         # the scores copied out of torch's tensor: callers keep them (score_frames), and a kept view pins
         # a small block among each call's large temporaries, which fragments the heap so that memory grows
         # by ~25 KB a frame (bench/score_memory.py)
@@ -191,7 +257,7 @@ class TorchEngine(WindowEngine):
     def __init__(
         self, run: LoadedRun, device: str | torch.device = "cpu", variants: tuple[str, ...] | None = None
     ):
-        super().__init__(run.config, device, variants)
+        super().__init__(run.config, device, variants, motion=run.motion, step=run.meta.get("step"))
         self.G = prepare(run.generator, self.device)
         self.D = prepare(run.discriminator, self.device)
         self.keep_frames = self.cfg.model.d_context > 0 or COPY_LAST in self.variants
@@ -226,7 +292,7 @@ class TorchEngine(WindowEngine):
             windows, past = windows[:-1], windows[-1]
         pred = self.G.predict_from_features(windows)
         sb = self.judge_prediction(target, pred, past)
-        scores = {v: sb.scores[v] for v in self.variants if v != COPY_LAST}
+        scores = {v: sb.scores[v] for v in self.model_variants if v != COPY_LAST}
         if COPY_LAST in self.variants:
             scores[COPY_LAST] = psnr_score(target, past[:, -1], self.cfg.score)
         return scores, sb.anomaly_map
@@ -237,7 +303,8 @@ class Scorer:
     calibration, on the same engine as the rest (a :class:`TorchEngine` asked for ``variants`` and the
     copy-last floor).
 
-    ``variants`` picks the scores to compute (default: all, from one G + D pass). When none of them needs
+    ``variants`` picks the scores to compute (default: all, from one G + D pass, and the flow's when the
+    run has a motion model). When none of them needs
     the discriminator (``only-stn``, ``psnr``), D is not run at all. The run's modules are made ready for
     scoring in place (:func:`prepare`), so the run is for scoring afterwards, not for training.
     ``cfg`` may be replaced (``scorer.cfg = scorer.cfg.with_score(...)``) to score differently.
@@ -250,7 +317,9 @@ class Scorer:
         device: str | torch.device = "cpu",
         variants: Sequence[str] | None = None,
     ):
-        self.variants = tuple(VARIANTS if variants is None else variants)
+        if variants is None:  # every score the run has what it needs for
+            variants = [v for v in VARIANTS if run.motion is not None or v not in NEEDS_FLOW]
+        self.variants = tuple(variants)
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise StvadError(f"unknown score variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
@@ -304,9 +373,9 @@ class Scorer:
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
         sb = self.engine.judge_prediction(y, pred, x)
-        scores = {k: sb.scores[k] for k in self.variants}
+        scores = {k: sb.scores[k] for k in self.engine.model_variants if k != COPY_LAST}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], self.cfg.score)
-        return scores, sb.anomaly_map
+        return self.engine.add_flow(scores, sb.anomaly_map, past[:, -1], target)
 
     def score_many(
         self, past: np.ndarray, target: np.ndarray, batch: int | None = None
@@ -323,15 +392,19 @@ class Scorer:
             maps.append(amap.float().cpu().numpy())
         return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(maps)
 
-    def heldout_clips(self) -> list[tuple[FrameSource, int, int | None]]:
-        """The run's held-out normal clips: the tail of each training video that validation and
-        calibration use (``data.val_fraction``), as (source, first frame, stop)."""
+    def clips(self) -> tuple[list[Clip], list[Clip]]:
+        """The run's training clips and its held-out normal clips (the tail of each training video that
+        validation and calibration use, ``data.val_fraction``), each as (source, first frame, stop)."""
         from stvad.data.layouts import open_dataset
         from stvad.data.windows import split_train_val
 
         cfg = self.cfg
         ds = open_dataset(self.run.meta.get("data_root"), layout=cfg.data.layout)
-        return split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)[1]
+        return split_train_val(ds.train, cfg.data.val_fraction, T=cfg.data.T)
+
+    def heldout_clips(self) -> list[Clip]:
+        """The run's held-out normal clips (see :meth:`clips`)."""
+        return self.clips()[1]
 
     def score_frames(
         self, frames: Iterable[np.ndarray], name: str = "", keep_maps: bool = False, progress: bool = False

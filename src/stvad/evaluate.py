@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from stvad._io import atomic_write_json, check_writable
-from stvad.calibration import read_calibration
+from stvad.calibration import fit_motion, read_calibration
 from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.data.synth_events import event_types, read_events
@@ -145,6 +145,8 @@ def evaluate(
         check_writable(report_dir, folder=True)
     scorer = Scorer.from_run(run, batch_size=batch_size)
     scorer.cfg = cfg = scorer.cfg.with_score(score_set)
+    if "f2+flow" in scorer.variants:  # its f2 standardiser for this scoring, fitted once on held-out clips
+        fit_motion(run_folder(run), score_sets=[score_set], scorer=scorer)
     ds: Dataset = open_dataset(data, layout=layout or cfg.data.layout)
     if not ds.test:
         raise StvadError("no test videos found", ds.root)
@@ -162,7 +164,7 @@ def evaluate(
 
     scored = [scorer.score_source(v.source, keep_maps=want_maps, progress=progress) for v in videos]
     labels = [_labels(v, s.index) for v, s in zip(videos, scored)]
-    scores = {k: [s.scores[k] for s in scored] for k in (*VARIANTS, COPY_LAST)}
+    scores = {k: [s.scores[k] for s in scored] for k in (*scorer.variants, COPY_LAST)}
 
     if baseline_run is not None:
         base = Scorer.from_run(baseline_run, batch_size=batch_size, variants=("psnr",))

@@ -33,6 +33,8 @@ from stvad.config import Config
 from stvad.engine import WindowEngine, fold_spectral_norm, judge, run_folder
 from stvad.errors import StvadError
 from stvad.model import Features
+from stvad.motion import MotionModel
+from stvad.scoring import NEEDS_D_MAP, NEEDS_FLOW, model_variants
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 EXPORT_DIR = "export"
@@ -50,15 +52,32 @@ def _require(module: str) -> ModuleType:
 
 
 class WindowScore(nn.Module):
-    """One window -> (frame score of ``cfg.score.variant`` (B,), pixel map (B, H, W))."""
+    """One window -> (frame score of ``cfg.score.variant`` (B,), pixel map (B, H, W)).
 
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config):
+    For ``f2+flow`` the graph computes ``f2`` and its map; the flow model (``motion``, OpenCV's optical flow
+    and a table, no graph) travels beside it as metadata, and the engine adds its score (as
+    :meth:`stvad.engine.WindowEngine.add_flow` does for PyTorch)."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        cfg: Config,
+        motion: MotionModel | None = None,
+        step: int | None = None,
+    ):
         super().__init__()
         self.G, self.D, self.cfg = G, D, cfg
+        variant = cfg.score.variant
+        if variant == "flow":
+            raise StvadError("the flow score alone has no graph to export: export score.variant=f2+flow")
+        self.variant = model_variants([variant])[0]
+        self.need_map = self.variant in NEEDS_D_MAP  # f2, only-stn, psnr: D's first two layers at most
+        self.motion, self.step = (motion, step) if variant in NEEDS_FLOW else (None, None)
 
     def forward(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sb = judge(self.D, target, self.G(past), self.cfg.score, past)
-        return sb.scores[self.cfg.score.variant], sb.anomaly_map
+        sb = judge(self.D, target, self.G(past), self.cfg.score, past, self.need_map)
+        return sb.scores[self.variant], sb.anomaly_map
 
 
 def window_score(
@@ -68,7 +87,12 @@ def window_score(
     run's calibration, the graph scores as its alarms do (:func:`stvad.calibration.alarm_config`)."""
     run = load_run(run_dir, which=which)
     cfg = alarm_config(run.config, calibration)
-    return fold_spectral_norm(WindowScore(run.generator, run.discriminator, cfg).eval())
+    if cfg.score.variant in NEEDS_FLOW and run.motion is None:
+        raise StvadError("no motion model, which the f2+flow score needs: stvad fit-motion RUN", run_dir)
+    graph = WindowScore(run.generator, run.discriminator, cfg, run.motion, run.meta.get("step"))
+    if graph.motion is not None:
+        graph.motion.f2_scale(cfg.score, graph.step)  # fitted for the scoring exported, or say how to fit it
+    return fold_spectral_norm(graph.eval())
 
 
 def example_window(cfg: Config, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +176,8 @@ def _export_onnx(
     meta = {"stvad_config": json.dumps(model.cfg.to_dict())}
     if calibration is not None:
         meta["stvad_calibration"] = json.dumps(calibration)
+    if model.motion is not None:
+        meta["stvad_motion"] = json.dumps({**model.motion.to_dict(), "step": model.step})
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -162,6 +188,12 @@ def _export_onnx(
 def _export_torchscript(
     model: WindowScore, past: torch.Tensor, target: torch.Tensor, path: Path
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    if model.motion is not None:
+        raise StvadError(
+            "a TorchScript file holds the graph alone, and the f2+flow score needs the flow model beside it: "
+            "export to onnx (it carries the model as metadata)",
+            path.with_name(path.name.lstrip(".").removesuffix(".tmp")),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, (past, target), check_trace=False)
@@ -212,8 +244,12 @@ class OnnxEngine(WindowEngine):
         meta = self.session.get_modelmeta().custom_metadata_map
         if "stvad_config" not in meta:
             raise StvadError("not an stvad export (no stvad_config metadata)", path)
-        # the graph computes one score, its config's variant
-        super().__init__(Config.from_dict(_metadata(meta, "stvad_config", path), source=str(path)))
+        # the graph computes one score, its config's variant (f2 for f2+flow, whose flow model is metadata)
+        cfg = Config.from_dict(_metadata(meta, "stvad_config", path), source=str(path))
+        motion = _metadata(meta, "stvad_motion", path)
+        step = None if motion is None else motion.get("step")
+        motion = None if motion is None else MotionModel.from_dict(motion, path)
+        super().__init__(cfg, motion=motion, step=step)
         calibration = _metadata(meta, "stvad_calibration", path)
         if calibration is not None and not isinstance(calibration.get("threshold"), (int, float)):
             raise StvadError("the stvad_calibration metadata has no numeric 'threshold'", path)
@@ -238,4 +274,5 @@ class OnnxEngine(WindowEngine):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         past = windows[0]  # (M, T, C, H, W)
         results = [self.run(past[i : i + 1], target[i : i + 1]) for i in range(len(target))]
-        return {self.variant: torch.cat([r[0] for r in results])}, torch.cat([r[1] for r in results])
+        scores = torch.cat([r[0] for r in results])
+        return {self.model_variants[0]: scores}, torch.cat([r[1] for r in results])

@@ -14,6 +14,11 @@ Named variants, all computed by :func:`score_batch` from the same pass:
 - ``dmap``: the error weighted by ``1 - sigmoid(D_dec(xi))`` alone.
 - ``f2``: the error weighted by the upsampled F2 difference alone.
 
+Two more need the run's motion model (:mod:`stvad.motion`, not in the paper), beside G's pass:
+- ``flow``: how rare the frame's optical flow is where it occurs, under the normal training clips' flow.
+- ``f2+flow``: ``f2`` and ``flow`` added, each standardised on the held-out normal clips, the flow weighted
+  by ``score.flow_weight`` (:func:`combine_flow`).
+
 Defaults for the choices the paper leaves open (``ScoreConfig``): the F2 difference is reduced over
 channels by the mean, which keeps its scale independent of the discriminator's width and lets no single
 noisy channel dominate (``max``, ``l2`` are the alternatives to measure); it is upsampled bilinearly, so
@@ -41,8 +46,9 @@ from torch import Tensor
 from stvad.config import ScoreConfig
 from stvad.errors import StvadError
 
-VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2")
-NEEDS_D = ("full", "dmap", "f2")  # the others are the generator's alone: scoring them skips D
+VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2", "flow", "f2+flow")
+NEEDS_FLOW = ("flow", "f2+flow")  # need the run's motion model (stvad.motion)
+NEEDS_D = ("full", "dmap", "f2", "f2+flow")  # the others are the generator's alone: scoring them skips D
 NEEDS_D_MAP = ("full", "dmap")  # f2 needs only D's first two layers: scoring it alone skips the rest of D
 NORMALISATIONS = ("global-max", "per-video-minmax", "none")
 F2_REDUCTIONS = ("mean", "max", "l2")
@@ -205,6 +211,19 @@ def score_prediction(target: Tensor, pred: Tensor, cfg: ScoreConfig | None = Non
     cfg = cfg or ScoreConfig()
     err = prediction_error(target, pred)
     return ScoreBatch({"only-stn": aggregate(err, cfg), "psnr": psnr_score(target, pred, cfg)}, err)
+
+
+def model_variants(variants: Sequence[str]) -> tuple[str, ...]:
+    """The scores of G and D that ``variants`` are made of: ``f2+flow`` needs ``f2``, ``flow`` none."""
+    need = [("f2" if v == "f2+flow" else v) for v in variants if v != "flow"]
+    return tuple(dict.fromkeys(need))
+
+
+def combine_flow(f2: np.ndarray, flow: np.ndarray, f2_scale, flow_scale, weight: float) -> np.ndarray:
+    """``f2+flow``: (f2 - mean) / deviation + weight x (flow - mean) / deviation, each score's (mean,
+    deviation) on the run's held-out normal clips. Also the maps', with the means left out."""
+    (mb, sb), (mf, sf) = f2_scale, flow_scale
+    return (f2 - mb) / sb + weight * (flow - mf) / sf
 
 
 def normalise(scores: Sequence[np.ndarray], method: str) -> list[np.ndarray]:

@@ -609,7 +609,7 @@ def train(
             leftover.unlink(missing_ok=True)
         atomic_write_json(run / "config.json", cfg.to_dict())
     if start_step >= cfg.train.max_steps:
-        return run
+        return _fit_motion(run) if rank_zero else run
 
     loggers: list[Any] = [CSVLog(run / "metrics.csv", keep_until=start_step if resume else None)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
@@ -667,4 +667,13 @@ def train(
                 hint = "; continue with --resume" if last.exists() else ""
                 raise KeyboardInterrupt(module.stop_message + hint) from None
             raise
+    return _fit_motion(run) if rank_zero else run
+
+
+def _fit_motion(run: Path) -> Path:
+    """The run's motion model (stvad.motion), fitted where it is missing: the flow prior of the training
+    clips and the standardisers of the best checkpoint's scoring on the held-out ones."""
+    from stvad.calibration import fit_motion
+
+    fit_motion(run)
     return run

@@ -1,0 +1,222 @@
+"""A model of normal motion beside the GAN's error: optical flow, and how often each flow is seen where.
+
+Not in the paper. The GAN's error finds what looks wrong in a frame; a cyclist among walkers, someone
+running or walking the wrong way, looks ordinary frame by frame and is abnormal only in how it moves.
+Chosen on held-out normal clips and pseudo-anomalies made from them (docs/discriminator.md, "A cheaper
+base for the flow"), never on test labels.
+
+- **Flow**: OpenCV's DIS optical flow (preset medium) from each frame to the next, on the model-size grey
+  frames upsampled ``up`` = 2 times (at 64x64 the flow of a walker is a pixel or less).
+- **Prior**: for each cell of a 16 x 16 grid, a histogram of the flow vectors of moving pixels in the
+  normal training clips: 8 directions x 6 magnitude bins, edges fractions of the frame's shorter side
+  (:data:`MAG_EDGES`), Laplace smoothed (one count in every bin).
+- **Score**: a pixel's term is -log p(its flow's bin | its cell) where it moves (at least the first
+  edge), 0 where it does not; a frame's score is the largest sum of the terms over a square window of
+  ``patch`` = 1/8 of the frame's shorter side (:func:`frame_score`).
+
+The run's ``f2 + flow`` score (:func:`stvad.scoring.combine_flow`) adds this score to the GAN's ``f2``,
+each standardised by its mean and deviation on the run's held-out normal clips, the flow's weighted by
+``score.flow_weight``; :func:`stvad.calibration.fit_motion` fits both and stores them in ``RUN/motion.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from stvad._io import atomic_write_json
+from stvad.errors import StvadError
+
+MOTION_FILE = "motion.json"
+PRESETS = {
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+}
+MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
+N_DIR = 8
+GRID = 16
+
+
+def grey(frame: np.ndarray, up: int) -> np.ndarray:
+    """A uint8 frame (H, W) or (H, W, C) -> its first channel, upsampled ``up`` times (bilinear)."""
+    f = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
+    return cv2.resize(f, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR) if up > 1 else f
+
+
+class Flow:
+    """Dense DIS optical flow from frame ``a`` to frame ``b`` (uint8, model size) -> (up H, up W, 2)."""
+
+    def __init__(self, up: int = 2, preset: str = "medium"):
+        if preset not in PRESETS:
+            raise StvadError(f"unknown DIS preset '{preset}' (choose from {', '.join(PRESETS)})")
+        self.up, self.preset = int(up), preset
+        self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.dis.calc(grey(a, self.up), grey(b, self.up), None)
+
+
+class FlowPrior:
+    """Per grid cell, counts of the flow vectors' bins (direction x magnitude) of moving pixels."""
+
+    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
+        h, w = shape
+        self.shape = (int(h), int(w))
+        self.edges = np.asarray(MAG_EDGES) * min(h, w)
+        self.n_mag = len(self.edges)
+        self.counts = np.full((GRID, GRID, N_DIR * self.n_mag), alpha)
+        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
+        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+
+    def bins(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where a pixel moves, and its bin (direction x magnitude) there: (H, W) bool and int."""
+        mag = np.hypot(flow[..., 0], flow[..., 1])
+        ang = np.arctan2(flow[..., 1], flow[..., 0])
+        d = np.floor((ang + np.pi) / (2 * np.pi) * N_DIR).astype(int) % N_DIR
+        m = (np.searchsorted(self.edges, mag, side="right") - 1).clip(0, self.n_mag - 1)
+        return mag >= self.edges[0], d * self.n_mag + m
+
+    def fit(self, flow: np.ndarray) -> None:
+        moving, b = self.bins(flow)
+        np.add.at(self.counts, (self.ci[moving], self.cj[moving], b[moving]), 1.0)
+
+    def finish(self) -> FlowPrior:
+        """Turn the counts into the table :meth:`terms` reads; call after the last :meth:`fit`."""
+        self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
+        # for terms(): each pixel's offset of its cell in the flattened table, float32 edges and table
+        self.cell_offset = (self.ci * GRID + self.cj) * (N_DIR * self.n_mag)
+        self.nll_flat = self.nll.ravel().astype(np.float32)
+        self.edges32 = self.edges.astype(np.float32)
+        return self
+
+    def terms(self, flow: np.ndarray) -> np.ndarray:
+        """-log p(bin | cell) where the pixel moves, 0 elsewhere (float32).
+
+        The bins of :meth:`bins`, computed about 3x faster: OpenCV's polar conversion (angle in [0, 2 pi),
+        so the direction bin is shifted by half the bins to match arctan2's (-pi, pi]) and one lookup in
+        the flattened table."""
+        mag, ang = cv2.cartToPolar(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
+        d = ((ang * np.float32(N_DIR / (2 * np.pi))).astype(np.int32) + N_DIR // 2) % N_DIR
+        m = np.searchsorted(self.edges32, mag, side="right") - 1
+        np.clip(m, 0, self.n_mag - 1, out=m)
+        t = self.nll_flat.take(self.cell_offset + d * self.n_mag + m)
+        t[mag < self.edges32[0]] = 0.0
+        return t
+
+
+def frame_score(terms: np.ndarray, patch: float) -> float:
+    """The terms' sum over the frame (``patch`` 0) or their largest sum over a window of ``patch`` of the
+    frame's shorter side (every position, zeros beyond the border)."""
+    if patch <= 0:
+        return float(terms.sum())
+    k = max(1, round(patch * min(terms.shape)))
+    return float(cv2.boxFilter(terms, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT).max())
+
+
+class MotionModel:
+    """The fitted flow model of a run: flow settings, the prior's counts, and the standardisers.
+
+    ``scales["flow"]`` is the (mean, deviation) of the flow's score on the held-out normal clips;
+    ``scales["f2"][key]`` the GAN's ``f2`` score's, per checkpoint and scoring settings
+    (:func:`scale_key`), because the score's size depends on both.
+    """
+
+    def __init__(self, size: tuple[int, int], up: int = 2, preset: str = "medium", patch: float = 0.125):
+        self.size = (int(size[0]), int(size[1]))
+        self.up, self.preset, self.patch = int(up), preset, float(patch)
+        self.flow = Flow(up, preset)
+        self.prior = FlowPrior((self.size[0] * self.up, self.size[1] * self.up))
+        self.scales: dict[str, Any] = {"f2": {}}
+        self.path: Path | None = None  # the file it was read from, for errors
+
+    def fit(self, clips: Iterable[Iterable[np.ndarray]]) -> MotionModel:
+        """Count the flows of consecutive frames of each normal clip (uint8 frames at model size)."""
+        for clip in clips:
+            before = None
+            for frame in clip:
+                if before is not None:
+                    self.prior.fit(self.flow(before, frame))
+                before = frame
+        self.prior.finish()
+        return self
+
+    def score(self, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+        """Frame ``b`` after frame ``a`` (uint8, model size) -> its score and its terms at model size
+        (each model pixel the sum of the terms of its ``up`` x ``up`` flow pixels), float32 (H, W)."""
+        t = self.prior.terms(self.flow(a, b))
+        h, w = self.size
+        return frame_score(t, self.patch), t.reshape(h, self.up, w, self.up).sum(axis=(1, 3))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "dis-flow-histogram",
+            "size": list(self.size),
+            "up": self.up,
+            "preset": self.preset,
+            "patch": self.patch,
+            "grid": GRID,
+            "directions": N_DIR,
+            "magnitude_edges": list(MAG_EDGES),
+            "counts": np.round(self.prior.counts, 6).ravel().tolist(),
+            "scales": self.scales,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str | os.PathLike = "motion model") -> MotionModel:
+        try:
+            m = cls(tuple(d["size"]), d["up"], d["preset"], d["patch"])
+            layout = (d["grid"], d["directions"], tuple(d["magnitude_edges"]))
+            if layout != (GRID, N_DIR, MAG_EDGES):
+                raise ValueError(f"a {layout[0]}x{layout[0]} grid with other bins than this version's")
+            m.prior.counts = np.asarray(d["counts"], np.float64).reshape(m.prior.counts.shape)
+            m.scales = {"f2": {}, **d.get("scales", {})}
+        except (KeyError, TypeError, ValueError) as e:
+            hint = "refit it: stvad fit-motion RUN"
+            raise StvadError(f"not a readable motion model ({e}); {hint}", source) from e
+        m.prior.finish()
+        return m
+
+    def f2_scale(self, score: Any, step: int | None) -> tuple[float, float]:
+        """The (mean, deviation) of ``f2`` on the held-out clips for this checkpoint and scoring."""
+        key = scale_key(score, step)
+        if key not in self.scales["f2"]:
+            how = " ".join(f"--set score.{k}={getattr(score, k)}" for k in ("aggregate", "patch"))
+            raise StvadError(
+                f"the motion model has no f2 scale for {key} (fitted: "
+                f"{', '.join(self.scales['f2']) or 'none'}); fit it with `stvad fit-motion RUN {how}`",
+                self.path or MOTION_FILE,
+            )
+        return tuple(self.scales["f2"][key])
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_json(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MotionModel:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise StvadError(f"unreadable motion model ({e}); refit it: stvad fit-motion RUN", path) from e
+        m = cls.from_dict(d, path)
+        m.path = Path(path)
+        return m
+
+
+def scale_key(score: Any, step: int | None) -> str:
+    """The key of the ``f2`` standardiser for a checkpoint (its training step) and the ``score`` settings
+    (a :class:`stvad.config.ScoreConfig`) that change the size of the ``f2`` score."""
+    how = f"{score.aggregate}-{score.patch:g}" if score.aggregate == "patch-max" else score.aggregate
+    return f"step{step}/{how}/{score.f2_reduce}/{score.upsample}"
+
+
+def read_motion(run_dir: str | os.PathLike) -> MotionModel | None:
+    """The run's fitted motion model (``RUN/motion.json``), or None when it has none."""
+    path = Path(run_dir) / MOTION_FILE
+    return MotionModel.load(path) if path.is_file() else None
