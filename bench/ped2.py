@@ -49,7 +49,7 @@ from stvad.train import train
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "ped2.json"
 README = ROOT / "docs" / "results_ped2.md"  # the Ped2 table lives in the results page
-ROWS = ("full", "only-stn", "psnr", "dmap", "f2", BASELINE, "copy-last")
+ROWS = ("f2+flow", "full", "only-stn", "psnr", "dmap", "f2", "flow", BASELINE, "copy-last")
 PUBLISHED = {"FFP (Liu et al. 2018)": 95.4, "STAN (Lee et al. 2018)": 96.5, "MNAD (Park et al. 2020)": 97.0}
 BEGIN, END = "<!-- ped2-table:begin (bench/ped2.py --readme) -->", "<!-- ped2-table:end -->"
 

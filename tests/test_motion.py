@@ -125,3 +125,33 @@ def test_motion_model_round_trips_through_its_file(tiny_run, tmp_path):
     assert m1.shape == motion.size and m1.sum() == pytest.approx(
         motion.prior.terms(motion.flow(a, b)).sum(), rel=1e-5
     )
+
+
+def test_the_default_presets_score_f2_flow_and_the_paper_presets_full():
+    from stvad.config import PAPER_TWIN, preset
+
+    for name, paper in PAPER_TWIN.items():
+        assert preset(name).score.variant == "f2+flow" and preset(paper).score.variant == "full"
+
+
+def test_an_f2_flow_detector_trains_calibrates_alarms_and_exports(square_data, tmp_path):
+    """The default score end to end: the threshold is fitted on f2+flow with the alarms' window scoring (its
+    own f2 standardiser), predictions and an ONNX export follow from it."""
+    from stvad.api import Detector
+    from stvad.export import OnnxEngine, export
+
+    run = tmp_path / "run"
+    det = Detector.fit(
+        square_data, out=run, preset="tiny", max_steps=4, score__variant="f2+flow", progress=False
+    )
+    cal = json.loads((run / "calibration.json").read_text())
+    assert cal["variant"] == "f2+flow" and cal["score"]["aggregate"] == "patch-max"
+    assert scale_key(det.config.score, det.engine.step) in read_motion(run).scales["f2"]
+    result = det.score(square_data / "test" / "t")
+    assert np.isfinite(result.score).all() and result.variant == "f2+flow"
+    assert set(np.unique(det.predict(square_data / "test" / "t"))) <= {-1, 0, 1}
+    pytest.importorskip("onnxruntime")
+    engine = OnnxEngine(export(run, "onnx", tmp_path / "m.onnx")["path"])
+    frames = list(open_dataset(square_data).test[0].source.frames(det.config.data.size, 1))
+    got = score_frames(engine, frames, chunk=8).scores["f2+flow"]
+    np.testing.assert_allclose(got, score_frames(det.engine, frames).scores["f2+flow"], rtol=0, atol=1e-3)
