@@ -14,7 +14,9 @@ reports the fraction of the synthetic set's normal test frames above that run's 
 
 How alarms score a frame is chosen here, on normal footage: each candidate (the frame sum of equation 4,
 or the worst window of side 1/8, 1/4 or 1/2 of the frame; ``--candidates``) is calibrated on the run's
-held-out tail and judged by the fraction of the held-out normal footage above its threshold; with --synth
+held-out tail (the run's own score variant, scored through the engine with the candidate's
+aggregation, as the alarms would) and judged by the fraction of the held-out normal footage above its
+threshold; with --synth
 and --labelled RUN DATA (a benchmark run and its data, such as a Ped2 run) also by the fraction of those
 sets' normal test frames above their thresholds and by their micro AUROC without normalisation (as an
 alarm sees scores), so that a choice that quiets normal footage is seen to keep its detections. On the
@@ -33,18 +35,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from stvad._io import atomic_write_json
 from stvad.api import Detector, training_root
-from stvad.calibration import ALARM_SCORE, calibrate, read_calibration
-from stvad.config import ScoreConfig, preset
+from stvad.calibration import ALARM_SCORE, calibrate, fit_motion, read_calibration
+from stvad.config import preset
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import open_source
 from stvad.engine import Scorer
 from stvad.events import MERGE_GAP_S, MIN_EVENT_S, EventTracker
 from stvad.metrics import auroc_micro
-from stvad.scoring import aggregate
+from stvad.scoring import NEEDS_FLOW
 from stvad.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,39 +136,43 @@ def event_settings_on_labels(ts: list[np.ndarray], labels: list[np.ndarray], thr
     return rows
 
 
-def candidate_config(name: str) -> ScoreConfig:
-    kind, _, patch = name.partition(":")
-    return ScoreConfig(aggregate=kind, patch=float(patch or 0.125))
+class CandidateScores:
+    """The frame scores of the run's own variant under a candidate's scoring (``sum``, ``patch-max:SIDE``),
+    through the engine as alarms score them; a flow score gets its f2 standardiser for each candidate."""
 
+    def __init__(self, run: Path):
+        self.run = Path(run)
+        variant = Scorer.from_run(run, variants=("only-stn",)).cfg.score.variant
+        self.scorer = Scorer.from_run(run, variants=(variant,))
+        self.base, self.variant = self.scorer.cfg, variant
 
-def frame_scores(maps: np.ndarray, name: str) -> np.ndarray:
-    """The candidate's frame scores from the full method's per-pixel terms (n, H, W)."""
-    return aggregate(torch.from_numpy(maps.astype(np.float32)), candidate_config(name)).double().numpy()
+    def __call__(self, name: str, clips) -> list:
+        """``clips`` (source, first frame, stop) -> each one's SourceScores under candidate ``name``."""
+        kind, _, patch = name.partition(":")
+        how = [f"score.aggregate={kind}", f"score.patch={float(patch or 0.125)}"]
+        self.scorer.cfg = self.base.with_score(how)
+        if self.variant in NEEDS_FLOW:
+            fit_motion(self.run, score_sets=[how], scorer=self.scorer)
+        return [self.scorer.score_frames(self.scorer.frames(src, a, b)) for src, a, b in clips]
 
-
-def calibration_maps(scorer: Scorer) -> np.ndarray:
-    """The per-pixel terms of the held-out normal tails that calibration scores."""
-    return np.concatenate(
-        [
-            scorer.score_frames(scorer.frames(s, a, b), keep_maps=True).maps
-            for s, a, b in scorer.heldout_clips()
-        ]
-    )
+    def threshold(self, name: str, q: float) -> float:
+        """The candidate's threshold: the ``q`` quantile of its scores on the held-out normal tails."""
+        got = self(name, self.scorer.heldout_clips())
+        return float(np.quantile(np.concatenate([g.scores[self.variant] for g in got]), q))
 
 
 def labelled_sweep(run: Path, data: Path, candidates, q: float, fps: float) -> tuple[dict, list]:
     """Per candidate: normal test frames above the threshold fitted on the run's held-out tail, and the
     micro AUROC of the raw scores (no per-video normalisation: an alarm has none); and, for the default
     alarm score, what each event setting finds (:func:`event_settings_on_labels`)."""
-    scorer = Scorer.from_run(run)
-    cal = calibration_maps(scorer)
+    cs = CandidateScores(run)
     videos = open_dataset(data).test
-    scored = [scorer.score_source(v.source, keep_maps=True) for v in videos]
-    labels = [np.asarray(v.labels)[s.index].astype(np.uint8) for v, s in zip(videos, scored)]
     out, settings = {}, []
     for name in candidates:
-        thr = float(np.quantile(frame_scores(cal, name), q))
-        ts = [frame_scores(s.maps, name) for s in scored]
+        thr = cs.threshold(name, q)
+        scored = cs(name, [(v.source, 0, None) for v in videos])
+        ts = [s.scores[cs.variant] for s in scored]
+        labels = [np.asarray(v.labels)[s.index].astype(np.uint8) for v, s in zip(videos, scored)]
         normal = np.concatenate([t[lab == 0] for t, lab in zip(ts, labels)])
         out[name] = {
             "normal_test_frames": int(normal.size),
@@ -206,15 +211,11 @@ def main() -> None:
     threshold = float(cal["threshold"])
     scored = Detector.load(run).score(tail)
     minutes = len(scored.score) / fps / 60
-    scorer = Scorer.from_run(run)
-    cal_maps, tail_maps = (
-        calibration_maps(scorer),
-        scorer.score_source(open_source(tail), keep_maps=True).maps,
-    )
+    cs = CandidateScores(run)
     sweep = {}
     for name in a.candidates:
-        thr = float(np.quantile(frame_scores(cal_maps, name), cal["quantile"]))
-        t = frame_scores(tail_maps, name)
+        thr = cs.threshold(name, cal["quantile"])
+        t = cs(name, [(open_source(tail), 0, None)])[0].scores[cs.variant]
         sweep[name] = {
             "heldout_fraction_above": float((t > thr).mean()),
             "events_per_minute": events(t, thr, fps, MIN_EVENT_S, MERGE_GAP_S) / minutes,

@@ -504,6 +504,23 @@ CASES = [
         regex=True,
     ),
     Case(
+        "motion-json-damaged",
+        "a run whose motion model (motion.json) is not valid JSON",
+        ["eval", "moved", "data"],
+        r"moved/motion.json: unreadable motion model \(.*\); refit it: stvad fit-motion RUN",
+        setup=lambda root: (copy_run(root, "moved") / "motion.json").write_text("{not json"),
+        api=lambda: load_run("moved"),
+        regex=True,
+    ),
+    Case(
+        "motion-json-missing",
+        "f2+flow asked of a run without a motion model (trained before it existed)",
+        ["eval", "moved", "data", "--set", "score.variant=f2+flow"],
+        "moved: the f2+flow score needs the run's motion model (RUN/motion.json), and this run has none: "
+        "fit it with stvad fit-motion RUN",
+        setup=lambda root: (copy_run(root, "moved") / "motion.json").unlink(),
+    ),
+    Case(
         "config-json-changed",
         "a run whose config.json was changed after training (g_width 8 -> 16)",
         ["eval", "edited", "data"],

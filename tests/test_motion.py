@@ -97,7 +97,7 @@ def test_a_run_without_a_motion_model_scores_the_rest_and_says_how_to_fit_it(tin
 
 def test_a_missing_scale_and_a_damaged_file_are_one_line_errors(tiny_run, tmp_path):
     motion = read_motion(tiny_run)
-    fix = "`stvad fit-motion RUN --set score.aggregate=patch-max --set score.patch=0.3`"
+    fix = "stvad fit-motion RUN --set score.aggregate=patch-max --set score.patch=0.3"
     with pytest.raises(StvadError, match=f"{MOTION_FILE}: .*no f2 scale .*{fix}"):
         motion.f2_scale(ScoreConfig(aggregate="patch-max", patch=0.3), 0)
     path = tmp_path / MOTION_FILE

@@ -44,6 +44,15 @@ MOTION_HINT = "RUN/motion.json"
 Clip = tuple[FrameSource, int, int | None]  # a video, its first frame and its stop
 
 
+def no_motion_model(variant: str, run: str | os.PathLike | None = None) -> StvadError:
+    """The error for a flow score asked of a run without a motion model."""
+    return StvadError(
+        f"the {variant} score needs the run's motion model ({MOTION_HINT}), and this run has none: fit it "
+        "with stvad fit-motion RUN",
+        run,
+    )
+
+
 @dataclass
 class SourceScores:
     """Per-frame scores of one video; ``index[k]`` is the frame number that ``scores[v][k]`` belongs to."""
@@ -167,10 +176,7 @@ class WindowEngine:
         if not flow_asked:
             return scores, amap
         if self.motion is None:
-            raise StvadError(
-                f"the {flow_asked[0]} score needs the run's motion model ({MOTION_HINT}), and this run has "
-                "none: fit it with `stvad fit-motion RUN`"
-            )
+            raise no_motion_model(flow_asked[0])
         got = [self.motion.score(a, b) for a, b in zip(before, after)]
         flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
         fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *amap.shape[1:])

@@ -23,11 +23,11 @@ from stvad.calibration import fit_motion, read_calibration
 from stvad.checkpoint import validation_rows
 from stvad.data.layouts import Dataset, Video, open_dataset
 from stvad.data.synth_events import event_types, read_events
-from stvad.engine import COPY_LAST, Scorer, SourceScores, run_folder
+from stvad.engine import COPY_LAST, Scorer, SourceScores, no_motion_model, run_folder
 from stvad.errors import StvadError
 from stvad.metrics import auroc_micro, evaluate_scores, pixel_auroc
 from stvad.report import TopFrame, table_markdown, top_frames, write_report
-from stvad.scoring import NORMALISATIONS, VARIANTS, postprocess
+from stvad.scoring import NEEDS_FLOW, NORMALISATIONS, VARIANTS, postprocess
 
 BASELINE = "ffp-baseline"
 ROW_ORDER = (*VARIANTS, BASELINE, COPY_LAST)
@@ -145,6 +145,8 @@ def evaluate(
         check_writable(report_dir, folder=True)
     scorer = Scorer.from_run(run, batch_size=batch_size)
     scorer.cfg = cfg = scorer.cfg.with_score(score_set)
+    if cfg.score.variant in NEEDS_FLOW and scorer.engine.motion is None:
+        raise no_motion_model(cfg.score.variant, run)
     if "f2+flow" in scorer.variants:  # its f2 standardiser for this scoring, fitted once on held-out clips
         fit_motion(run_folder(run), score_sets=[score_set], scorer=scorer)
     ds: Dataset = open_dataset(data, layout=layout or cfg.data.layout)

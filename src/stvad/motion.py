@@ -190,7 +190,7 @@ class MotionModel:
             how = " ".join(f"--set score.{k}={getattr(score, k)}" for k in ("aggregate", "patch"))
             raise StvadError(
                 f"the motion model has no f2 scale for {key} (fitted: "
-                f"{', '.join(self.scales['f2']) or 'none'}); fit it with `stvad fit-motion RUN {how}`",
+                f"{', '.join(self.scales['f2']) or 'none'}); fit it with stvad fit-motion RUN {how}",
                 self.path or MOTION_FILE,
             )
         return tuple(self.scales["f2"][key])
