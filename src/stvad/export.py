@@ -30,7 +30,7 @@ from stvad._io import check_writable
 from stvad.calibration import alarm_config, read_calibration
 from stvad.checkpoint import load_run
 from stvad.config import Config
-from stvad.engine import WindowEngine, fold_spectral_norm, judge, run_folder
+from stvad.engine import WindowEngine, fold_spectral_norm, judge, no_motion_model, run_folder
 from stvad.errors import StvadError
 from stvad.model import Features
 from stvad.motion import MotionModel
@@ -88,7 +88,7 @@ def window_score(
     run = load_run(run_dir, which=which)
     cfg = alarm_config(run.config, calibration)
     if cfg.score.variant in NEEDS_FLOW and run.motion is None:
-        raise StvadError("no motion model, which the f2+flow score needs: stvad fit-motion RUN", run_dir)
+        raise no_motion_model(cfg.score.variant, run_dir)
     graph = WindowScore(run.generator, run.discriminator, cfg, run.motion, run.meta.get("step"))
     if graph.motion is not None:
         graph.motion.f2_scale(cfg.score, graph.step)  # fitted for the scoring exported, or say how to fit it
