@@ -195,7 +195,7 @@ class WindowEngine:
         d_map = any(v in NEEDS_D_MAP for v in self.variants)  # then the map is full's, and stays so
         if self.variant == "f2+flow" and "f2+flow" in out and not d_map:
             w = self.cfg.score.flow_weight
-            amap = amap.cpu().float() / bs[1] + w * fmap / fs[1]
+            amap = combine_flow(amap.cpu().float(), fmap, (0.0, bs[1]), (0.0, fs[1]), w)  # no means in a map
         return out, amap
 
     def encode_frames(self, x: torch.Tensor) -> Features:

@@ -221,7 +221,7 @@ def model_variants(variants: Sequence[str]) -> tuple[str, ...]:
 
 def combine_flow(f2: np.ndarray, flow: np.ndarray, f2_scale, flow_scale, weight: float) -> np.ndarray:
     """``f2+flow``: (f2 - mean) / deviation + weight x (flow - mean) / deviation, each score's (mean,
-    deviation) on the run's held-out normal clips. Also the maps', with the means left out."""
+    deviation) on the run's held-out normal clips. The maps are combined by it too, with means of 0."""
     (mb, sb), (mf, sf) = f2_scale, flow_scale
     return (f2 - mb) / sb + weight * (flow - mf) / sf
 
