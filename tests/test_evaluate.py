@@ -213,3 +213,24 @@ def test_a_compared_run_adds_its_rows_beside_the_run(tiny_run, synth_small, tmp_
         # the same weights scored the same way: the same numbers as the run's own rows
         assert res["results"][row]["auroc_micro"] == pytest.approx(res["results"][v]["auroc_micro"], abs=1e-9)
     assert res["protocol"]["compared_runs"] == [str(twin)]
+
+
+def test_the_pixel_auroc_and_report_maps_are_those_of_the_runs_own_score(tiny_run, synth_small, tmp_path):
+    """A run scored by f2+flow is localised by f2+flow's map, not by full's (which the all-rows pass keeps)."""
+    from stvad.calibration import fit_motion
+    from stvad.evaluate import _pixel_auroc
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    fit_motion(run)
+    res = evaluate(
+        run, synth_small, report_dir=tmp_path / "report", progress=False, score_set=["score.variant=f2+flow"]
+    )
+    own = res["results"]["f2+flow"]["pixel_auroc"]
+    videos = open_dataset(synth_small).test
+    alone = Scorer.from_run(run, variants=("f2+flow",))
+    alone.cfg = alone.cfg.with_score(["score.variant=f2+flow"])
+    want = _pixel_auroc(videos, [alone.score_source(v.source, keep_maps=True) for v in videos])
+    assert own == pytest.approx(want, abs=1e-9)
+    assert own != pytest.approx(res["results"]["full"]["pixel_auroc"], abs=1e-6)
+    assert "f2+flow anomaly map (the run's score)" in res["table"]
+    assert "f2+flow score: frame-level micro AUROC" in (tmp_path / "report" / "index.html").read_text()

@@ -55,7 +55,7 @@ PIXELS_PER_FRAME = 4096  # the pixel AUROC's sample of each frame: all of them a
 
 
 def _pixel_auroc(videos: list[Video], scored: list[SourceScores]) -> float | None:
-    """Pooled pixel AUROC of the full map against the masks, both at model resolution."""
+    """Pooled pixel AUROC of the scored maps against the masks, both at model resolution."""
     if not videos or any(v.masks is None for v in videos):
         return None
 
@@ -192,6 +192,15 @@ def evaluate(
     pix = _pixel_auroc(videos, scored) if want_maps else None
     if pix is not None:
         results["full"]["pixel_auroc"] = pix
+    # the maps of the run's own score, where they are not full's (which every row's pass computes)
+    variant, own, own_pix = cfg.score.variant, scored, pix
+    if want_maps and variant != "full":
+        alone = Scorer(scorer.run, batch_size, scorer.device, (variant,))
+        alone.cfg, alone.engine.motion = cfg, scorer.engine.motion
+        own = [alone.score_source(v.source, keep_maps=True, progress=progress) for v in videos]
+        own_pix = _pixel_auroc(videos, own)
+        if own_pix is not None:
+            results[variant]["pixel_auroc"] = own_pix
     sigma = smoothing_sigma if smoothing_sigma is not None else cfg.score.smoothing_sigma
     smoothed = _results(scores, labels, primary, sigma) if sigma > 0 else None
 
@@ -220,9 +229,12 @@ def evaluate(
     }
     table = table_markdown({k: v["by_normalisation"] for k, v in results.items()}, primary=primary)
     if pix is not None:
+        maps = f"full anomaly map: {100 * pix:.1f}"
+        if own_pix is not None and variant != "full":
+            maps = f"{variant} anomaly map (the run's score): {100 * own_pix:.1f}; of the {maps}"
         table += (
-            f"\nPixel-level AUROC of the full anomaly map against the masks: {100 * pix:.1f} (at model "
-            f"resolution, pooled over frames, at most {PIXELS_PER_FRAME} random pixels of each, seed 0)\n"
+            f"\nPixel-level AUROC against the masks of the {maps} (at model resolution, pooled over "
+            f"frames, at most {PIXELS_PER_FRAME} random pixels of each, seed 0)\n"
         )
     if smoothed:
         table += f"\nWith temporal Gaussian smoothing, sigma = {sigma:g} frames:\n\n"
@@ -240,14 +252,14 @@ def evaluate(
     if json_path is not None:
         atomic_write_json(json_path, out)
     if report_dir is not None:
-        full = results["full"]["by_normalisation"][primary]
+        head = results[variant]["by_normalisation"][primary]
         headline = [
-            f"{cfg.preset} preset, full score: frame-level micro AUROC {100 * full['auroc_micro']:.1f}, "
-            f"macro {100 * full['auroc_macro']:.1f} ({primary}, first {scorer.T} frames of each video cut)",
-            *([f"pixel-level AUROC of the anomaly map: {100 * pix:.1f}"] if pix is not None else []),
+            f"{cfg.preset} preset, {variant} score: frame-level micro AUROC {100 * head['auroc_micro']:.1f}, "
+            f"macro {100 * head['auroc_macro']:.1f} ({primary}, first {scorer.T} frames of each video cut)",
+            *([f"pixel-level AUROC of its anomaly map: {100 * own_pix:.1f}"] if own_pix is not None else []),
         ]
         out["report"] = str(
-            _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol, headline)
+            _write_report(report_dir, run, scorer, videos, own, scores, labels, table, protocol, headline)
         )
     out["table"] = table
     return out

@@ -1,0 +1,246 @@
+"""Probe: motion over a longer past than one flow (back-and-forth "sway"), chosen without test labels.
+
+    python experiments/motion_history.py RUN DATA [--ks 4 8] [--json experiments/results/NAME.json]
+    python experiments/motion_history.py --summary experiments/results/motion_history_*.json
+
+The package's flow model (stvad.motion) judges one flow, from the last frame to the target. A jump in
+place, a throw, someone waving, go up and come back: each flow looks like a walker's, their sum over a
+few frames does not. For each pixel, over the last K flows (same place, not tracked), the sway is half
+of the path minus the distance: ``(sum |f_k| - |sum f_k|) / 2``, zero for anything moving straight and
+the amplitude of a movement that came back. Its prior is the package's per-cell histogram over the same
+magnitude edges, without directions; its score the package's window-1/8 max of ``-log p``.
+
+Scores compared, each standardised by its mean and deviation on the held-out normal windows:
+``f2+flow`` (the default: z(f2) + z(flow)), ``f2+flow+sway{K}/{w}`` (+ w z(sway)), ``f2+sway{K}``, and
+the motion scores alone.
+
+Label-free choice: on the run's held-out normal clips, windows of K+1 consecutive frames (K the largest
+of ``--ks``) against the same windows with a gliding copy of their largest figure through all K+1 frames
+(``stvad.data.pseudo.glide_windows`` called with K for T: the criterion v3's three glides, fast, across
+and stepping back, over the whole past the sway reads). The GAN scores the last T+1 frames of each. The
+criterion is the mean of the three glides' micro AUROCs (per clip min-max). The rule that decides, fixed
+before any run was scored (docs/discriminator.md, "Sway: motion that comes back"): the configuration
+with the highest mean criterion over the five sets becomes the default candidate if it is above
+``f2+flow`` on at least four of them. The test set's AUROCs are read afterwards, to measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stvad._io import atomic_write_json
+from stvad.data.layouts import open_dataset
+from stvad.data.pseudo import PseudoSpec, background, glide_windows, moving_side
+from stvad.data.synth_events import read_events
+from stvad.data.windows import split_train_val
+from stvad.engine import Scorer
+from stvad.evaluate import by_event_type
+from stvad.metrics import auroc_micro
+from stvad.motion import GRID, MAG_EDGES, MotionModel, frame_score
+from stvad.scoring import postprocess
+
+GLIDES = ("fast", "across", "back")
+WEIGHTS = (0.5, 1.0, 2.0)
+PATCH = 0.125
+
+
+def sway(flows: np.ndarray) -> np.ndarray:
+    """(K, H, W, 2) flows -> (H, W) half of the path minus the distance, per pixel."""
+    path = np.hypot(flows[..., 0], flows[..., 1]).sum(0)
+    net = flows.sum(0)
+    return 0.5 * (path - np.hypot(net[..., 0], net[..., 1]))
+
+
+class SwayPrior:
+    """Per grid cell, counts of the sway's magnitude bin where it is at least the first edge."""
+
+    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
+        h, w = shape
+        self.edges = np.asarray(MAG_EDGES) * min(h, w)
+        self.counts = np.full((GRID, GRID, len(self.edges)), alpha)
+        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
+        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+
+    def _bins(self, s: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(self.edges, s, side="right") - 1).clip(0, len(self.edges) - 1)
+
+    def fit(self, s: np.ndarray) -> None:
+        m = s >= self.edges[0]
+        np.add.at(self.counts, (self.ci[m], self.cj[m], self._bins(s)[m]), 1.0)
+
+    def finish(self) -> SwayPrior:
+        self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
+        return self
+
+    def terms(self, s: np.ndarray) -> np.ndarray:
+        t = self.nll[self.ci, self.cj, self._bins(s)].astype(np.float32)
+        t[s < self.edges[0]] = 0.0
+        return t
+
+
+def motion_rows(motion: MotionModel, priors: dict[int, SwayPrior], flows: list[np.ndarray]) -> dict:
+    """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
+    the last K flows (fewer where fewer are given)."""
+    row = {"flow": frame_score(motion.prior.terms(flows[-1]), PATCH)}
+    for k, prior in priors.items():
+        row[f"sway{k}"] = frame_score(prior.terms(sway(np.stack(flows[-k:]))), PATCH)
+    return row
+
+
+def summary(files: list[str]) -> None:
+    res = {Path(f).stem.removeprefix("motion_history_"): json.loads(Path(f).read_text()) for f in files}
+    names = list(next(iter(res.values()))["configs"])
+    print(
+        "| configuration | " + " | ".join(f"{n}: criterion / test" for n in res) + " | above f2+flow | mean |"
+    )
+    print("|" + "---|" * (len(res) + 3))
+    base = {n: r["configs"]["f2+flow"]["criterion"] for n, r in res.items()}
+    for c in names:
+        crit = [r["configs"][c]["criterion"] for r in res.values()]
+        above = sum(x > base[n] for x, n in zip(crit, res))
+        cells = [f"{100 * r['configs'][c]['criterion']:.2f} / {100 * r['configs'][c]['test']['all']:.1f}"
+                 for r in res.values()]  # fmt: skip
+        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {100 * np.mean(crit):.2f} |")
+
+
+def main(argv=None) -> None:
+    if argv is None and sys.argv[1:2] == ["--summary"]:
+        return summary(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("data")
+    ap.add_argument("--ks", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    t0 = time.time()
+    scorer = Scorer.from_run(a.run, variants=("f2",))
+    cfg = scorer.cfg
+    T, norm, K = cfg.data.T, cfg.score.normalisation, max(a.ks)
+    ds = open_dataset(a.data)
+    train, val = split_train_val(ds.train, cfg.data.val_fraction, T=T)
+
+    def clip_frames(src, start, stop):
+        return np.stack(list(scorer.frames(src, start, stop)))
+
+    motion = MotionModel(cfg.data.size)  # the package's flow model, fitted as fit_motion fits it
+    flow_shape = tuple(s * motion.up for s in cfg.data.size)
+    priors = {k: SwayPrior(flow_shape) for k in a.ks}
+    for src, start, stop in train:
+        fr = clip_frames(src, start, stop)
+        fl = [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
+        for i, f in enumerate(fl):
+            motion.prior.fit(f)
+            for k, prior in priors.items():
+                if i >= k - 1:
+                    prior.fit(sway(np.stack(fl[i - k + 1 : i + 1])))
+    motion.prior.finish()
+    for prior in priors.values():
+        prior.finish()
+    print(f"priors fitted at {time.time() - t0:.0f} s", file=sys.stderr)
+
+    # held-out: windows of K+1 frames, normal and with a gliding copy through all of them
+    side = moving_side([clip_frames(*c) for c in train])
+    spec = PseudoSpec(speeds=(2, 3), box=(0.75 * side, 1.25 * side))
+    held: dict = {"normal": {}, **{g: {} for g in GLIDES}}
+    for ci, (src, start, stop) in enumerate(val):
+        fr = clip_frames(src, start, stop)
+        groups = {"normal": [fr[t - K : t + 1] for t in range(K, len(fr))]}
+        bg = background(clip_frames(src, 0, stop))
+        for g in GLIDES:
+            groups[g] = [
+                np.concatenate([w[2], w[3][None]]) for w in glide_windows(fr, K, spec, ci, bg, kind=g)
+            ]
+        for g, wins in groups.items():
+            if not wins:
+                continue
+            wins = np.stack(wins)
+            rec = {"f2": scorer.score_many(wins[:, -T - 1 : -1], wins[:, -1], 32)[0]["f2"]}
+            rows = [
+                motion_rows(motion, priors, [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)])
+                for w in wins
+            ]
+            rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
+            held[g][ci] = rec
+    print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
+
+    @functools.cache
+    def z(key):
+        x = np.concatenate([held["normal"][c][key] for c in held["normal"]])
+        mu, sd = float(x.mean()), float(x.std() + 1e-12)
+        return lambda s: (s - mu) / sd
+
+    configs = {"f2+flow": (("f2", 1.0), ("flow", 1.0)), "flow": (("flow", 1.0),)}
+    for k in a.ks:
+        configs[f"sway{k}"] = ((f"sway{k}", 1.0),)
+        configs[f"f2+sway{k}"] = (("f2", 1.0), (f"sway{k}", 1.0))
+        for w in WEIGHTS:
+            configs[f"f2+flow+sway{k}/{w:g}"] = (("f2", 1.0), ("flow", 1.0), (f"sway{k}", w))
+
+    def combine(rec, parts):
+        return sum(w * z(key)(rec[key]) for key, w in parts)
+
+    crit = {}
+    for name, parts in configs.items():
+        row = {}
+        for g in GLIDES:
+            clips = [ci for ci in held[g] if ci in held["normal"]]
+            s = [
+                np.concatenate([combine(held["normal"][ci], parts), combine(held[g][ci], parts)])
+                for ci in clips
+            ]
+            y = [np.repeat([0, 1], [len(held["normal"][ci]["f2"]), len(held[g][ci]["f2"])]) for ci in clips]
+            row[g] = auroc_micro(postprocess(s, norm), y)
+        crit[name] = row
+
+    # test videos, read after the criterion is computed
+    recs, labels, index = [], [], []
+    for v in ds.test:
+        fr = np.stack(list(scorer.frames(v.source)))
+        sc = scorer.score_frames(iter(fr), name=v.name)
+        fl = [None] + [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
+        rows = [motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1]) for i in sc.index]
+        recs.append({"f2": sc.scores["f2"], **{key: np.array([r[key] for r in rows]) for key in rows[0]}})
+        labels.append(np.asarray(v.labels)[sc.index])
+        index.append(sc.index)
+    print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
+    scores = {name: [combine(r, parts) for r in recs] for name, parts in configs.items()}
+    events = read_events(a.data)
+    by_type = by_event_type(events, ds.test, index, scores, labels, norm) if events else {}
+    out = {}
+    for name in configs:
+        c = float(np.mean([crit[name][g] for g in GLIDES]))
+        test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
+        out[name] = {"criterion": c, "glides": crit[name], "test": test}
+        print(
+            f"{name:22} criterion {100 * c:6.2f}  " + " ".join(f"{k} {100 * x:.1f}" for k, x in test.items())
+        )
+    if a.json:
+        atomic_write_json(
+            Path(a.json),
+            {
+                "command": "python experiments/motion_history.py "
+                + " ".join(sys.argv[1:] if argv is None else argv),
+                "run": a.run,
+                "data": a.data,
+                "step": scorer.engine.step,
+                "window_frames": K + 1,
+                "pseudo": spec.to_dict(),
+                "note": "the held-out criterion (mean of the three glides) chooses; test AUROCs read after",
+                "configs": out,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
