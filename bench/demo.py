@@ -32,20 +32,24 @@ OUT = Path(__file__).resolve().parent / "results" / "demo.json"
 
 def summary(paths: list[str]) -> str:
     """Markdown: per variant, the micro AUROC (the run's primary normalisation) of each file's seed and
-    their mean ± sample standard deviation."""
+    their mean ± sample standard deviation. Files of ``stvad eval --json`` (no ``bench`` entry, so no
+    seed) are named by their file name, in the order given."""
     runs = []
     for path in paths:
         try:
             d = json.loads(Path(path).read_text())
-            runs.append((d["bench"]["seed"], d["results"]))
-        except (OSError, ValueError, KeyError) as e:
-            raise StvadError(f"not a bench/demo.py result ({type(e).__name__}: {e})", path) from e
+            label = f"seed {d['bench']['seed']}" if "bench" in d else Path(path).stem
+            runs.append((d["bench"]["seed"] if "bench" in d else len(runs), label, d["results"]))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            what = f"not a bench/demo.py or stvad eval result ({type(e).__name__}: {e})"
+            raise StvadError(what, path) from e
     runs.sort(key=lambda r: r[0])
-    seeds = [s for s, _ in runs]
-    if len(set(seeds)) != len(seeds):
+    labels = [name for _, name, _ in runs]
+    if len(set(labels)) != len(labels):
         raise StvadError(f"two files for the same seed among {paths}")
-    head = "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd |"
-    lines = [head, "|---" * (len(seeds) + 2) + "|"]
+    runs = [(name, r) for _, name, r in runs]
+    head = "| variant | " + " | ".join(labels) + " | mean ± sd |"
+    lines = [head, "|---" * (len(labels) + 2) + "|"]
     for variant in runs[0][1]:
         vals = [100 * r[variant]["auroc_micro"] for _, r in runs]
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
