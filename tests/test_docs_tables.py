@@ -23,6 +23,7 @@ SUMMARIES = [
         ["demo-pseudo3.json", "demo-pseudo3-seed1.json", "demo-pseudo3-seed2.json"],
     ),
     ("docs/results_synthetic.md", ["demo-paper.json", "demo-paper-seed1.json", "demo-paper-seed2.json"]),
+    ("docs/results_ped2.md", [f"ped2-f2flow-s{seed}-step1500.json" for seed in range(3)]),
 ]
 
 
