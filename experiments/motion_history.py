@@ -178,7 +178,10 @@ def main(argv=None) -> None:
     def z(key):
         x = np.concatenate([held["normal"][c][key] for c in held["normal"]])
         mu, sd = float(x.mean()), float(x.std() + 1e-12)
+        scales[key] = {"mean": mu, "sd": sd, "nonzero": float((x > 0).mean())}
         return lambda s: (s - mu) / sd
+
+    scales: dict = {}  # each score's standardiser on the held-out normal windows, and how often it is not 0
 
     configs = {"f2+flow": (("f2", 1.0), ("flow", 1.0)), "flow": (("flow", 1.0),)}
     for k in a.ks:
@@ -238,6 +241,7 @@ def main(argv=None) -> None:
                 "pseudo": spec.to_dict(),
                 "note": "the held-out criterion (mean of the three glides) chooses; test AUROCs read after",
                 "configs": out,
+                "standardisers": scales,
             },
         )
 

@@ -216,7 +216,7 @@ def test_a_compared_run_adds_its_rows_beside_the_run(tiny_run, synth_small, tmp_
 
 
 def test_the_pixel_auroc_and_report_maps_are_those_of_the_runs_own_score(tiny_run, synth_small, tmp_path):
-    """A run scored by f2+flow is localised by f2+flow's map, not by full's (which the all-rows pass keeps)."""
+    """A run scored by f2+flow is localised by f2+flow's map, not by full's (the all-rows pass keeps)."""
     from stvad.calibration import fit_motion
     from stvad.evaluate import _pixel_auroc
 
