@@ -50,10 +50,7 @@ def fit_motion(
     """
     run_dir = Path(run_dir)
     # f2 alone, on the modules of the scorer given (which then uses the model fitted here)
-    f2 = Scorer(scorer.run, scorer.batch_size, scorer.device, ("f2",)) if scorer else None
-    if f2 is not None:  # the scorer's model now, which may be newer than the one its run was read with
-        f2.engine.motion = scorer.engine.motion
-    f2 = f2 or Scorer.from_run(run_dir, which=which, variants=("f2",))
+    f2 = scorer.alongside(("f2",)) if scorer else Scorer.from_run(run_dir, which=which, variants=("f2",))
     cfg, size = f2.cfg, f2.cfg.data.size
     motion = None if refit else f2.engine.motion
     train, val = f2.clips()

@@ -337,6 +337,13 @@ class Scorer:
     def from_run(cls, run_dir: str | os.PathLike, which: str = "best", **kw) -> Scorer:
         return cls(load_run(run_dir, which=which), **kw)
 
+    def alongside(self, variants: Sequence[str]) -> Scorer:
+        """A scorer of other ``variants`` on the same loaded run, batch size and device, with this one's
+        motion model (which may be newer than the one the run was read with); its config is the run's."""
+        other = Scorer(self.run, self.batch_size, self.device, variants)
+        other.engine.motion = self.engine.motion
+        return other
+
     @property
     def cfg(self) -> Config:
         return self.engine.cfg

@@ -195,8 +195,8 @@ def evaluate(
     # the maps of the run's own score, where they are not full's (which every row's pass computes)
     variant, own, own_pix = cfg.score.variant, scored, pix
     if want_maps and variant != "full":
-        alone = Scorer(scorer.run, batch_size, scorer.device, (variant,))
-        alone.cfg, alone.engine.motion = cfg, scorer.engine.motion
+        alone = scorer.alongside((variant,))
+        alone.cfg = cfg
         own = [alone.score_source(v.source, keep_maps=True, progress=progress) for v in videos]
         own_pix = _pixel_auroc(videos, own)
         if own_pix is not None:
