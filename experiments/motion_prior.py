@@ -33,6 +33,7 @@ import argparse
 import functools
 import itertools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -80,6 +81,15 @@ CRITERIA = {
                fixed=("glide-fast", "glide-across", "glide-back"), box="moving", speeds=(2, 3)),
 }  # fmt: skip
 TAGS = {"u": "ultrafast", "f": "fast"}  # --flows 2u, 2f: upsampling, then the DIS preset (none: medium)
+
+
+def parse_flow(tag: str) -> tuple[int, str, int]:
+    """A ``--flows`` tag -> (upsampling, DIS preset, span): ``2``, ``2u``, ``2f``, and ``2s4`` for the flow
+    from the frame 4 before the target to the target (span 1, the default: from the last past frame)."""
+    m = re.fullmatch(r"(\d+)([uf]?)(?:s(\d+))?", tag)
+    if m is None:
+        raise SystemExit(f"--flows {tag}: expected upsampling, then u or f, then sN for a span (2, 2u, 2s4)")
+    return int(m[1]), TAGS.get(m[2], "medium"), int(m[3] or 1)
 
 
 class FlowPrior(motion.FlowPrior):
@@ -168,6 +178,9 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--base", choices=("full", "f2"), default="full", help="the run's score the flow's is added to"
     )
+    ap.add_argument(
+        "--pairs", nargs="*", default=[], help="two --flows tags A:B, both added to the base, weight 1"
+    )
     a = ap.parse_args(argv)
     crit = CRITERIA[a.criterion]
     kinds = {k: KINDS[k] for k in crit["kinds"]}
@@ -185,17 +198,20 @@ def main(argv=None) -> None:
     def clip_frames(src, start, stop):
         return np.stack(list(scorer.frames(src, start, stop)))
 
-    flows, priors = {}, {}
+    flows, priors, spans = {}, {}, {}
     for up in a.flows:
-        flows[up] = Flow(int(up.rstrip("".join(TAGS))), TAGS.get(up[-1], "medium"))
+        factor, preset, spans[up] = parse_flow(up)
+        if spans[up] > T or (spans[up] > 1 and not a.small):
+            raise SystemExit(f"--flows {up}: a span needs --small (no transition term) and at most T = {T}")
+        flows[up] = Flow(factor, preset)
         h, w = (s * flows[up].up for s in cfg.data.size)
         priors[up] = FlowPrior((h, w))
         for src, start, stop in train:
             fr = clip_frames(src, start, stop)
-            before = None
-            for i in range(1, len(fr)):
-                fl = flows[up](fr[i - 1], fr[i])
-                priors[up].fit(fl, before)
+            before, k = None, spans[up]
+            for i in range(k, len(fr)):
+                fl = flows[up](fr[i - k], fr[i])
+                priors[up].fit(fl, before if k == 1 else None)
                 before = fl
         priors[up].finish()
     print(f"priors fitted in {time.time() - t0:.0f} s", file=sys.stderr)
@@ -222,7 +238,11 @@ def main(argv=None) -> None:
             got = scorer.score_many(np.stack(pasts), np.stack(targets), 32)[0]
             rec = {base: got[base], **{v: got[v] for v in a.also}}
             for up in a.flows:  # the windows are not consecutive: both flows of each window
-                fp = ((flows[up](p[-2], p[-1]), flows[up](p[-1], t)) for p, t in zip(pasts, targets))
+                k = spans[up]
+                fp = (
+                    (flows[up](p[-2], p[-1]) if k == 1 else None, flows[up](p[-k], t))
+                    for p, t in zip(pasts, targets)
+                )
                 for (tr, p), s in motion_scores(priors[up], fp, trs, patches).items():
                     rec[("motion", up, tr, p)] = s
             held[g][ci] = rec
@@ -239,8 +259,16 @@ def main(argv=None) -> None:
     configs += [(f"{base}+motion", *g, w) for g in grid for w in WEIGHTS]
     for v in a.also:  # another score of the same run, alone and added to the base as the flow's is
         configs += [(v,)] + [(f"{base}+{v}", w) for w in WEIGHTS]
+    pairs = [tuple(p.split(":")) for p in a.pairs]
+    if pairs and (not a.small or any(len(p) != 2 or not set(p) <= set(a.flows) for p in pairs)):
+        ap.error("--pairs needs --small and two of the --flows tags, as A:B")
+    configs += [(f"{base}+motion+motion", *p) for p in pairs]
 
     def combine(rec, c):
+        if c[0] == f"{base}+motion+motion":  # the base and two flows' scores, each standardised, weight 1
+            return standardiser(base)(rec[base]) + sum(
+                standardiser(("motion", up, 0, 0.125))(rec[("motion", up, 0, 0.125)]) for up in c[1:]
+            )
         if c[0] == base:
             return rec[base]
         if c[0] in a.also:
@@ -272,8 +300,9 @@ def main(argv=None) -> None:
         fr = np.stack(list(scorer.frames(v.source)))  # read once, for the GAN and the flow
         sc = scorer.score_frames(iter(fr), name=v.name)
         rec = {base: sc.scores[base], **{k: sc.scores[k] for k in a.also}}
-        for up in a.flows:  # each flow once: flow i is from frame i-1 to frame i
-            fl = [None] + [flows[up](fr[i - 1], fr[i]) for i in range(1, len(fr))]
+        for up in a.flows:  # each flow once
+            k = spans[up]  # flow i is from frame i-k to frame i
+            fl = [None] * k + [flows[up](fr[i - k], fr[i]) for i in range(k, len(fr))]
             pairs = ((fl[i - 1], fl[i]) for i in sc.index)
             for (tr, p), s in motion_scores(priors[up], pairs, trs, patches).items():
                 rec[("motion", up, tr, p)] = s
