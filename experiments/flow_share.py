@@ -21,10 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from probe_data import preset_split  # experiments/ is on sys.path when run as a script
 from stvad._io import atomic_write_json
-from stvad.config import preset
-from stvad.data.layouts import open_dataset
-from stvad.data.windows import split_train_val
 from stvad.metrics import auroc_micro
 from stvad.motion import MotionModel, frame_score
 from stvad.scoring import postprocess
@@ -36,15 +34,9 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", default="ped2")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
-    cv2.setNumThreads(1)
-    cfg = preset(a.preset)
+    ps = preset_split(a.data, a.preset)
+    cfg, ds, train, val, clip = ps.cfg, ps.ds, ps.train, ps.val, ps.clip
     size, T, ch = tuple(cfg.data.size), cfg.data.T, cfg.data.channels
-    ds = open_dataset(a.data)
-    train, val = split_train_val(ds.train, cfg.data.val_fraction, T)
-
-    def clip(c):
-        src, start, stop = c
-        return list(src.frames(size, ch, start=start, stop=stop))
 
     mm = MotionModel(size).fit(clip(c) for c in train)
     n = mm.prior.counts - 1.0

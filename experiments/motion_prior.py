@@ -143,6 +143,22 @@ SUMMARY_ROWS = ("full", "motion/2/0/0.125", "motion/2/1/0.125", "full+motion/2/0
                 "full+motion/2/1/0.125/1.0")  # fmt: skip
 
 
+def rule_summary(files: list[str], against: str) -> None:
+    """Every configuration over result files: criterion / test AUROC per set, the number of sets where its
+    criterion is above ``against``'s, and its mean criterion (the rule of the span section)."""
+    res = {Path(f).stem.removeprefix("motion_prior_"): json.loads(Path(f).read_text()) for f in files}
+    names = list(next(iter(res.values()))["configs"])
+    head = " | ".join(f"{n}: criterion / test" for n in res)
+    print(f"| configuration | {head} | above {against} | mean |")
+    print("|" + "---|" * (len(res) + 3))
+    for c in names:
+        crit = [r["configs"][c]["proxies"]["mean"] for r in res.values()]
+        above = sum(x > r["configs"][against]["proxies"]["mean"] for x, r in zip(crit, res.values()))
+        tests = [r["configs"][c]["test"]["all"] for r in res.values()]
+        cells = [f"{100 * x:.2f} / {100 * t:.1f}" for x, t in zip(crit, tests)]
+        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {100 * np.mean(crit):.2f} |")
+
+
 def summary(files: list[str]) -> None:
     """A markdown table of chosen rows over result files: the fixed proxy mean, then the test AUROC."""
     res = {Path(f).stem.removeprefix("motion_prior_"): json.loads(Path(f).read_text()) for f in files}
@@ -159,6 +175,9 @@ def summary(files: list[str]) -> None:
 
 
 def main(argv=None) -> None:
+    if argv is None and sys.argv[1:2] == ["--summary"] and "--against" in sys.argv:
+        i = sys.argv.index("--against")
+        return rule_summary(sys.argv[2:i] + sys.argv[i + 2 :], sys.argv[i + 1])
     if argv is None and sys.argv[1:2] == ["--summary"]:
         return summary(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,0 +1,102 @@
+"""Diagnosis (test labels read): where a flow over a longer span wins or loses against the one-frame flow.
+
+    python experiments/flow_span_check.py DATA --preset ped2 [--spans 1 4] [--json FILE]
+
+Written after the span rule's probe (docs/discriminator.md, "Flow over the window") found that the held-out
+glides prefer the flow from the window's first past frame (span 4) on Ped2 while the test set does not.
+For each span, the package's flow model (stvad.motion, DIS medium at x2, per-cell prior, window-1/8
+score) fitted on the flows of that span of the training clips (the held-out tails of the preset's split
+left out), then on the test videos: the micro AUROC (per-video min-max) and each video's AUROC, and,
+against the 0.99 quantile of the held-out normal frames' scores, the share of the test set's normal frames
+and of its anomalous frames above it (raw scores: no test-set normalisation), so that a loss can be told
+apart as false alarms on normal frames or as misses on anomalous ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from probe_data import preset_split  # experiments/ is on sys.path when run as a script
+from stvad._io import atomic_write_json
+from stvad.metrics import auroc_micro
+from stvad.motion import MotionModel, frame_score
+from stvad.scoring import postprocess
+
+
+def span_scores(mm: MotionModel, frames: list[np.ndarray], span: int, first: int) -> np.ndarray:
+    """The flow scores of frames ``first`` .. end, each from the frame ``span`` before it."""
+    return np.array(
+        [
+            frame_score(mm.prior.terms(mm.flow(frames[i - span], frames[i])), mm.patch)
+            for i in range(first, len(frames))
+        ]
+    )
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data")
+    ap.add_argument("--preset", default="ped2")
+    ap.add_argument("--spans", nargs="+", type=int, default=[1, 4])
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    ps = preset_split(a.data, a.preset)
+    cfg, ds, train, val, clip = ps.cfg, ps.ds, ps.train, ps.val, ps.clip
+    size, T, ch = tuple(cfg.data.size), cfg.data.T, cfg.data.channels
+
+    train_frames = [clip(c) for c in train]
+    val_frames = [clip(c) for c in val]
+    tests = [
+        (v.name, list(v.source.frames(size, ch)), np.asarray(v.labels)[T:].astype(np.uint8)) for v in ds.test
+    ]
+    labels = [y for _, _, y in tests]
+    out = {}
+    for span in a.spans:
+        mm = MotionModel(size)
+        for fr in train_frames:
+            for i in range(span, len(fr)):
+                mm.prior.fit(mm.flow(fr[i - span], fr[i]))
+        mm.prior.finish()
+        held = np.concatenate([span_scores(mm, fr, span, T) for fr in val_frames])
+        q99 = float(np.quantile(held, 0.99))
+        scores = [span_scores(mm, fr, span, T) for _, fr, _ in tests]
+        s, y = np.concatenate(scores), np.concatenate(labels).astype(bool)
+        per_video = {
+            name: auroc_micro(postprocess([sc], "per-video-minmax"), [lab])
+            for (name, _, lab), sc in zip(tests, scores)
+            if 0 < lab.sum() < len(lab)
+        }
+        out[f"span{span}"] = {
+            "micro_auroc": auroc_micro(postprocess(scores, "per-video-minmax"), labels),
+            "micro_auroc_raw": auroc_micro(scores, labels),
+            "per_video_auroc": per_video,
+            "held_out_q99": q99,
+            "normal_above_q99": float((s[~y] > q99).mean()),
+            "anomalous_above_q99": float((s[y] > q99).mean()),
+        }
+        r = out[f"span{span}"]
+        print(
+            f"span {span}: micro {100 * r['micro_auroc']:.1f} (raw {100 * r['micro_auroc_raw']:.1f}); "
+            f"above the held-out q99: normal {100 * r['normal_above_q99']:.1f}%, "
+            f"anomalous {100 * r['anomalous_above_q99']:.1f}%",
+            file=sys.stderr,
+        )
+        print("  per video: " + " ".join(f"{k} {100 * v:.1f}" for k, v in per_video.items()), file=sys.stderr)
+    if a.json:
+        atomic_write_json(
+            Path(a.json),
+            {
+                "command": "python experiments/flow_span_check.py "
+                + " ".join(sys.argv[1:] if argv is None else argv),
+                "note": "diagnosis with test labels, after the span rule's probe; nothing is chosen on it",
+                "spans": out,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
