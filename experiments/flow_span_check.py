@@ -12,6 +12,7 @@ and of its anomalous frames above it (raw scores: no test-set normalisation), so
 apart as false alarms on normal frames or as misses on anomalous ones. ``--hold-videos K`` leaves the
 last K training videos out of the fit and reports, label-free, the share of their frames above the same
 quantile: whether whole normal videos the prior never saw shift as the test set's normal frames do.
+Each group's mean number of moving flow pixels a frame (a term above 0) says how much moves in it.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ from stvad.motion import MotionModel, frame_score
 from stvad.scoring import postprocess
 
 
-def span_scores(mm: MotionModel, frames: list[np.ndarray], span: int, first: int) -> np.ndarray:
-    """The flow scores of frames ``first`` .. end, each from the frame ``span`` before it."""
-    return np.array(
-        [
-            frame_score(mm.prior.terms(mm.flow(frames[i - span], frames[i])), mm.patch)
-            for i in range(first, len(frames))
-        ]
-    )
+def span_scores(
+    mm: MotionModel, frames: list[np.ndarray], span: int, first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flow scores of frames ``first`` .. end, and how many flow pixels of each move (a term > 0)."""
+    terms = [mm.prior.terms(mm.flow(frames[i - span], frames[i])) for i in range(first, len(frames))]
+    return np.array([frame_score(t, mm.patch) for t in terms]), np.array([(t > 0).sum() for t in terms])
 
 
 def main(argv=None) -> None:
@@ -73,9 +72,12 @@ def main(argv=None) -> None:
             for i in range(span, len(fr)):
                 mm.prior.fit(mm.flow(fr[i - span], fr[i]))
         mm.prior.finish()
-        held = np.concatenate([span_scores(mm, fr, span, T) for fr in val_frames])
+        held_sm = [span_scores(mm, fr, span, T) for fr in val_frames]
+        held = np.concatenate([h[0] for h in held_sm])
         q99 = float(np.quantile(held, 0.99))
-        scores = [span_scores(mm, fr, span, T) for _, fr, _ in tests]
+        test_sm = [span_scores(mm, fr, span, T) for _, fr, _ in tests]
+        scores = [t[0] for t in test_sm]
+        moving = np.concatenate([t[1] for t in test_sm])
         s, y = np.concatenate(scores), np.concatenate(labels).astype(bool)
         per_video = {
             name: auroc_micro(postprocess([sc], "per-video-minmax"), [lab])
@@ -89,10 +91,19 @@ def main(argv=None) -> None:
             "held_out_q99": q99,
             "normal_above_q99": float((s[~y] > q99).mean()),
             "anomalous_above_q99": float((s[y] > q99).mean()),
+            "moving_flow_pixels_per_frame": {
+                "held_out_tails": float(np.concatenate([h[1] for h in held_sm]).mean()),
+                "test_normal": float(moving[~y].mean()),
+                "test_anomalous": float(moving[y].mean()),
+            },
         }
         if unseen_frames:  # label-free: whole normal videos the prior never saw, against the tails' quantile
-            u = np.concatenate([span_scores(mm, fr, span, T) for fr in unseen_frames])
+            u_sm = [span_scores(mm, fr, span, T) for fr in unseen_frames]
+            u = np.concatenate([x[0] for x in u_sm])
             out[f"span{span}"]["unseen_videos_above_q99"] = float((u > q99).mean())
+            out[f"span{span}"]["moving_flow_pixels_per_frame"]["unseen_videos"] = float(
+                np.concatenate([x[1] for x in u_sm]).mean()
+            )
         r = out[f"span{span}"]
         print(
             f"span {span}: micro {100 * r['micro_auroc']:.1f} (raw {100 * r['micro_auroc_raw']:.1f}); "
@@ -101,6 +112,7 @@ def main(argv=None) -> None:
             + (f", unseen normal videos {100 * r['unseen_videos_above_q99']:.1f}%" if unseen_frames else ""),
             file=sys.stderr,
         )
+        print(f"  moving flow pixels a frame: {r['moving_flow_pixels_per_frame']}", file=sys.stderr)
         print("  per video: " + " ".join(f"{k} {100 * v:.1f}" for k, v in per_video.items()), file=sys.stderr)
     if a.json:
         atomic_write_json(
