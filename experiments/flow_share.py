@@ -14,14 +14,13 @@ micro, all videos and the videos with both classes only, and the macro mean), re
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from probe_data import preset_split  # experiments/ is on sys.path when run as a script
+from probe_data import preset_split, set_parser  # experiments/ is on sys.path when run as a script
 from stvad._io import atomic_write_json
 from stvad.metrics import auroc_micro
 from stvad.motion import MotionModel, frame_score
@@ -29,13 +28,9 @@ from stvad.scoring import postprocess
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data")
-    ap.add_argument("--preset", default="ped2")
-    ap.add_argument("--json")
+    ap = set_parser(__doc__, "ped2")
     a = ap.parse_args(argv)
-    ps = preset_split(a.data, a.preset)
-    cfg, ds, train, val, clip = ps.cfg, ps.ds, ps.train, ps.val, ps.clip
+    cfg, ds, train, val, clip = preset_split(a.data, a.preset)
     size, T, ch = tuple(cfg.data.size), cfg.data.T, cfg.data.channels
 
     mm = MotionModel(size).fit(clip(c) for c in train)

@@ -17,13 +17,12 @@ Each group's mean number of moving flow pixels a frame (a term above 0) says how
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from probe_data import preset_split  # experiments/ is on sys.path when run as a script
+from probe_data import preset_split, set_parser  # experiments/ is on sys.path when run as a script
 from stvad._io import atomic_write_json
 from stvad.metrics import auroc_micro
 from stvad.motion import MotionModel, frame_score
@@ -39,9 +38,7 @@ def span_scores(
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data")
-    ap.add_argument("--preset", default="ped2")
+    ap = set_parser(__doc__, "ped2")
     ap.add_argument("--spans", nargs="+", type=int, default=[1, 4])
     ap.add_argument(
         "--hold-videos",
@@ -49,10 +46,8 @@ def main(argv=None) -> None:
         default=0,
         help="leave the last K training videos out of the fit, score them whole",
     )
-    ap.add_argument("--json")
     a = ap.parse_args(argv)
-    ps = preset_split(a.data, a.preset)
-    cfg, ds, train, val, clip = ps.cfg, ps.ds, ps.train, ps.val, ps.clip
+    cfg, ds, train, val, clip = preset_split(a.data, a.preset)
     size, T, ch = tuple(cfg.data.size), cfg.data.T, cfg.data.channels
     unseen = [v.source for v in ds.train[len(ds.train) - a.hold_videos :]] if a.hold_videos else []
     train = [c for c in train if all(c[0] is not u for u in unseen)]

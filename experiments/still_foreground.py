@@ -19,14 +19,13 @@ chosen on it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from probe_data import preset_split  # experiments/ is on sys.path when run as a script
+from probe_data import preset_split, set_parser  # experiments/ is on sys.path when run as a script
 from stvad import motion
 from stvad._io import atomic_write_json
 from stvad.data.synth_events import read_events
@@ -69,13 +68,9 @@ class StillPrior(motion.FlowPrior):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data")
-    ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--json")
+    ap = set_parser(__doc__, "cpu")
     a = ap.parse_args(argv)
-    ps = preset_split(a.data, a.preset)
-    cfg, ds, train, val, clip = ps.cfg, ps.ds, ps.train, ps.val, ps.clip
+    cfg, ds, train, val, clip = preset_split(a.data, a.preset)
     size, T, ch = tuple(cfg.data.size), cfg.data.T, cfg.data.channels
 
     train_frames = [clip(c) for c in train]
@@ -107,13 +102,10 @@ def main(argv=None) -> None:
         return {k: np.asarray(v) for k, v in out.items()}
 
     held = [rows(clip(c)) for c in val]
+    pooled = {k: np.concatenate([h[k] for h in held]) for k in held[0]}
     standardisers = {
-        k: {
-            "mean": float(np.concatenate([h[k] for h in held]).mean()),
-            "sd": float(np.concatenate([h[k] for h in held]).std()),
-            "nonzero": float((np.concatenate([h[k] for h in held]) > 0).mean()),
-        }
-        for k in held[0]
+        k: {"mean": float(x.mean()), "sd": float(x.std()), "nonzero": float((x > 0).mean())}
+        for k, x in pooled.items()
     }
     got = [rows(list(v.source.frames(size, ch))) for v in ds.test]
     labels = [np.asarray(v.labels)[T:].astype(np.uint8) for v in ds.test]
