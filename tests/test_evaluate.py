@@ -215,16 +215,29 @@ def test_a_compared_run_adds_its_rows_beside_the_run(tiny_run, synth_small, tmp_
     assert res["protocol"]["compared_runs"] == [str(twin)]
 
 
-def test_the_pixel_auroc_and_report_maps_are_those_of_the_runs_own_score(tiny_run, synth_small, tmp_path):
-    """A run scored by f2+flow is localised by f2+flow's map, not by full's (the all-rows pass keeps)."""
+def test_the_pixel_auroc_and_report_maps_are_those_of_the_runs_own_score(
+    tiny_run, synth_small, tmp_path, monkeypatch
+):
+    """A run scored by f2+flow is localised by f2+flow's map, not by full's (the all-rows pass keeps), and
+    the one pass over the test videos that scores every row gives both maps."""
     from stvad.calibration import fit_motion
     from stvad.evaluate import _pixel_auroc
 
     run = shutil.copytree(tiny_run, tmp_path / "run")
     fit_motion(run)
+    passes = []
+    score_source = Scorer.score_source
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return score_source(self, *args, **kwargs)
+
+    monkeypatch.setattr(Scorer, "score_source", counted)
     res = evaluate(
         run, synth_small, report_dir=tmp_path / "report", progress=False, score_set=["score.variant=f2+flow"]
     )
+    assert len(passes) == len(open_dataset(synth_small).test)  # one pass, not one more for the own map
+    monkeypatch.undo()
     own = res["results"]["f2+flow"]["pixel_auroc"]
     videos = open_dataset(synth_small).test
     alone = Scorer.from_run(run, variants=("f2+flow",))

@@ -270,7 +270,7 @@ class Detector:
             frames_read=n,
             threshold=self.threshold,
             fps=getattr(src, "fps", None),
-            maps=scored.maps,
+            maps=scored.own_maps,
         )
 
     def predict(self, source: Source) -> np.ndarray:

@@ -60,7 +60,11 @@ class SourceScores:
     name: str
     index: np.ndarray  # (n,) int frame numbers, starting at T
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> (n,) raw scores
-    maps: np.ndarray | None = None  # (n, H, W) float16 full anomaly maps at model resolution
+    # (n, H, W) float16 maps at model resolution: full's where the pass computed it (the one eval's full row
+    # is localised by), else those of the engine's score; ``own_maps`` are always the engine's score's (the
+    # same array when the two are one), so one pass gives both
+    maps: np.ndarray | None = None
+    own_maps: np.ndarray | None = None
     frames_read: int = 0  # frames in the stream, including the first T that have no score
 
 
@@ -164,39 +168,43 @@ class WindowEngine:
     def add_flow(
         self,
         scores: dict[str, torch.Tensor],
-        amap: torch.Tensor,
+        maps: dict[str, torch.Tensor],
         before: np.ndarray,
         after: np.ndarray,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The model's scores (:attr:`model_variants`) of M windows and their maps, with the flow scores
-        added: ``before`` and ``after`` uint8 (M, H, W, C) are each window's last past frame and target.
-        Returns the scores of :attr:`variants`, and the map of ``f2+flow`` or ``flow`` when that is the
-        engine's variant and D's map was not computed (f2's standardised terms plus the flow's)."""
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The model's scores (:attr:`model_variants`) of M windows and their maps (variant -> (M, H, W)),
+        with the flow scores added: ``before`` and ``after`` uint8 (M, H, W, C) are each window's last past
+        frame and target. Returns the scores of :attr:`variants`, and the maps with those of ``flow`` and
+        ``f2+flow`` added where asked (f2's standardised terms plus the flow's)."""
         flow_asked = [v for v in self.variants if v in NEEDS_FLOW]
         if not flow_asked:
-            return scores, amap
+            return scores, maps
         if self.motion is None:
             raise no_motion_model(flow_asked[0])
         got = [self.motion.score(a, b) for a, b in zip(before, after)]
         flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
-        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *amap.shape[1:])
+        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *after.shape[1:3])
         fs = self.motion.scales.get("flow")
-        out = {}
+        out, maps = {}, dict(maps)
         for v in self.variants:
             if v == "flow":
-                out[v] = flow
+                out[v], maps[v] = flow, fmap
             elif v == "f2+flow":
                 bs = self.motion.f2_scale(self.cfg.score, self.step)
-                out[v] = combine_flow(scores["f2"].cpu().double(), flow, bs, fs, self.cfg.score.flow_weight)
+                w = self.cfg.score.flow_weight
+                out[v] = combine_flow(scores["f2"].cpu().double(), flow, bs, fs, w)
+                # no means in a map
+                maps[v] = combine_flow(maps["f2"].cpu().float(), fmap, (0.0, bs[1]), (0.0, fs[1]), w)
             else:
                 out[v] = scores[v]
-        if self.variant == "flow":
-            amap = fmap
-        d_map = any(v in NEEDS_D_MAP for v in self.variants)  # then the map is full's, and stays so
-        if self.variant == "f2+flow" and "f2+flow" in out and not d_map:
-            w = self.cfg.score.flow_weight
-            amap = combine_flow(amap.cpu().float(), fmap, (0.0, bs[1]), (0.0, fs[1]), w)  # no means in a map
-        return out, amap
+        return out, maps
+
+    def map_names(self, maps: dict[str, torch.Tensor]) -> tuple[str, ...]:
+        """Which of a pass's maps an engine gives: full's where the pass computed it (eval localises its full
+        row by it), then its own score's; an engine asked for other scores than its own (calibration's f2
+        alone) gives the first it has."""
+        names = tuple(dict.fromkeys(n for n in ("full", self.variant) if n in maps))
+        return names or (next(iter(maps)),)
 
     def encode_frames(self, x: torch.Tensor) -> Features:
         """(N, C, H, W) frames in [-1, 1] -> per-frame states, one (N, ...) tensor per entry."""
@@ -204,9 +212,9 @@ class WindowEngine:
 
     def judge_windows(
         self, windows: Features, target: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """States stacked over M windows, (M, T, ...) each, and the targets -> scores (variant -> (M,)) of
-        ``self.variants``, maps (M, H, W)."""
+        ``self.variants``, and maps (variant -> (M, H, W)): at least those of :attr:`model_variants`."""
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -220,10 +228,16 @@ class WindowEngine:
         scores, amap = self.push_all(frames)
         return scores[self.variant], amap
 
-    @torch.no_grad()
     def push_all(self, frames: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The next N frames, uint8 (N, H, W, C) at model size -> scores (variant -> (M,)) of
-        ``self.variants`` and maps (M, H, W).
+        ``self.variants`` and maps (M, H, W), full's where the pass computed it (:meth:`map_names`)."""
+        scores, maps = self.push_maps(frames)
+        return scores, next(iter(maps.values()))
+
+    @torch.no_grad()
+    def push_maps(self, frames: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The next N frames, uint8 (N, H, W, C) at model size -> scores (variant -> (M,)) of
+        ``self.variants`` and maps (name -> (M, H, W), the names of :meth:`map_names` in its order).
 
         The results belong to the last M of the N frames: those with T frames before them since the last
         reset (M = N once the ring is full).
@@ -240,16 +254,16 @@ class WindowEngine:
         self._ring = tuple(s[-self.T :].clone() for s in state)
         m = state[0].shape[0] - self.T
         if m <= 0:
-            return {v: np.zeros(0, np.float32) for v in self.variants}, np.zeros(
-                (0, *x.shape[-2:]), np.float32
-            )
-        scores, amap = self.judge_windows(feature_windows(state, self.T), x[-m:])
+            none = np.zeros((0, *x.shape[-2:]), np.float32)
+            return {v: np.zeros(0, np.float32) for v in self.variants}, {self.variant: none}
+        scores, maps = self.judge_windows(feature_windows(state, self.T), x[-m:])
         # m < len(seq): after a reset the first T frames have no window, and before one the last frame is kept
-        scores, amap = self.add_flow(scores, amap, seq[-m - 1 : -1], seq[-m:])
+        scores, maps = self.add_flow(scores, maps, seq[-m - 1 : -1], seq[-m:])
         # the scores copied out of torch's tensor: callers keep them (score_frames), and a kept view pins
         # a small block among each call's large temporaries, which fragments the heap so that memory grows
         # by ~25 KB a frame (bench/score_memory.py)
-        return {v: s.float().cpu().numpy().copy() for v, s in scores.items()}, amap.float().cpu().numpy()
+        scores = {v: s.float().cpu().numpy().copy() for v, s in scores.items()}
+        return scores, {k: maps[k].float().cpu().numpy() for k in self.map_names(maps)}
 
 
 class TorchEngine(WindowEngine):
@@ -292,7 +306,7 @@ class TorchEngine(WindowEngine):
 
     def judge_windows(
         self, windows: Features, target: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         past = None
         if self.keep_frames:
             windows, past = windows[:-1], windows[-1]
@@ -301,7 +315,7 @@ class TorchEngine(WindowEngine):
         scores = {v: sb.scores[v] for v in self.model_variants if v != COPY_LAST}
         if COPY_LAST in self.variants:
             scores[COPY_LAST] = psnr_score(target, past[:, -1], self.cfg.score)
-        return scores, sb.anomaly_map
+        return scores, sb.maps
 
 
 class Scorer:
@@ -388,7 +402,8 @@ class Scorer:
         sb = self.engine.judge_prediction(y, pred, x)
         scores = {k: sb.scores[k] for k in self.engine.model_variants if k != COPY_LAST}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], self.cfg.score)
-        return self.engine.add_flow(scores, sb.anomaly_map, past[:, -1], target)
+        scores, maps = self.engine.add_flow(scores, sb.maps, past[:, -1], target)
+        return scores, maps[self.engine.map_names(maps)[0]]
 
     def score_many(
         self, past: np.ndarray, target: np.ndarray, batch: int | None = None
@@ -449,22 +464,24 @@ def score_frames(
     name: str = "",
 ) -> SourceScores:
     """Score a finite stream of model-size frames from a fresh start, ``chunk`` frames a call: every
-    variant of ``engine.variants``, the maps (float16) with ``keep_maps``, and the count of frames read."""
+    variant of ``engine.variants``, the maps (float16) with ``keep_maps`` (full's where the engine computes
+    it, and its own score's), and the count of frames read."""
     engine.reset()
     index: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {v: [] for v in engine.variants}
-    maps: list[np.ndarray] = []
+    maps: dict[str, list[np.ndarray]] = {}
     batch: list[np.ndarray] = []
     seen = 0
 
     def flush() -> None:
-        scores, amap = engine.push_all(np.stack(batch))
+        scores, got = engine.push_maps(np.stack(batch))
         n = len(next(iter(scores.values())))
         index.append(np.arange(seen - n, seen))
         for v, sc in scores.items():
             parts[v].append(sc)
-        if keep_maps:
-            maps.append(amap.astype(np.float16))
+        if keep_maps and n:
+            for k, m in got.items():
+                maps.setdefault(k, []).append(m.astype(np.float16))
         batch.clear()
 
     for frame in frames:
@@ -475,10 +492,13 @@ def score_frames(
     if batch:
         flush()
     h, w = engine.cfg.data.size
+    kept = {k: np.concatenate(m) for k, m in maps.items()}
+    first = next(iter(kept.values()), np.zeros((0, h, w), np.float16))  # full's, or the engine's own
     return SourceScores(
         name=name,
         index=np.concatenate(index) if index else np.zeros(0, np.int64),
         scores={v: np.concatenate(p) if p else np.zeros(0, np.float32) for v, p in parts.items()},
-        maps=(np.concatenate(maps) if maps else np.zeros((0, h, w), np.float16)) if keep_maps else None,
+        maps=first if keep_maps else None,
+        own_maps=kept.get(engine.variant, first) if keep_maps else None,
         frames_read=seen,
     )

@@ -54,19 +54,21 @@ def _labels(video: Video, index: np.ndarray) -> np.ndarray:
 PIXELS_PER_FRAME = 4096  # the pixel AUROC's sample of each frame: all of them at the cpu preset's 64x64
 
 
-def _pixel_auroc(videos: list[Video], scored: list[SourceScores]) -> float | None:
-    """Pooled pixel AUROC of the scored maps against the masks, both at model resolution."""
+def _pixel_auroc(videos: list[Video], scored: list[SourceScores], own: bool = False) -> float | None:
+    """Pooled pixel AUROC of the scored maps (``own``: those of the engine's score, else ``maps``) against
+    the masks, both at model resolution."""
     if not videos or any(v.masks is None for v in videos):
         return None
 
     def pairs():
         for v, s in zip(videos, scored):
-            h, w = s.maps.shape[1:]
+            maps = s.own_maps if own else s.maps
+            h, w = maps.shape[1:]
             for k, i in enumerate(s.index):
                 mask = cv2.resize(
                     np.asarray(v.masks[int(i)], np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
                 )
-                yield s.maps[k].astype(np.float32), mask
+                yield maps[k].astype(np.float32), mask
 
     maps, masks = zip(*pairs())
     return pixel_auroc(maps, masks, pixels_per_frame=PIXELS_PER_FRAME)
@@ -192,13 +194,10 @@ def evaluate(
     pix = _pixel_auroc(videos, scored) if want_maps else None
     if pix is not None:
         results["full"]["pixel_auroc"] = pix
-    # the maps of the run's own score, where they are not full's (which every row's pass computes)
-    variant, own, own_pix = cfg.score.variant, scored, pix
+    # the maps of the run's own score, where they are not full's: the same pass keeps both
+    variant, own_pix = cfg.score.variant, pix
     if want_maps and variant != "full":
-        alone = scorer.alongside((variant,))
-        alone.cfg = cfg
-        own = [alone.score_source(v.source, keep_maps=True, progress=progress) for v in videos]
-        own_pix = _pixel_auroc(videos, own)
+        own_pix = _pixel_auroc(videos, scored, own=True)
         if own_pix is not None:
             results[variant]["pixel_auroc"] = own_pix
     sigma = smoothing_sigma if smoothing_sigma is not None else cfg.score.smoothing_sigma
@@ -259,7 +258,7 @@ def evaluate(
             *([f"pixel-level AUROC of its anomaly map: {100 * own_pix:.1f}"] if own_pix is not None else []),
         ]
         out["report"] = str(
-            _write_report(report_dir, run, scorer, videos, own, scores, labels, table, protocol, headline)
+            _write_report(report_dir, run, scorer, videos, scored, scores, labels, table, protocol, headline)
         )
     out["table"] = table
     return out
@@ -281,9 +280,8 @@ def _write_report(report_dir, run, scorer, videos, scored, scores, labels, table
         i = int(s.index[pos])
         frame = next(scorer.frames(v.source, i, i + 1))
         mask = None if v.masks is None else np.asarray(v.masks[i])
-        items.append(
-            TopFrame(v.name, i, float(shown[variant][vi][pos]), frame, s.maps[pos].astype(np.float32), mask)
-        )
+        amap = s.own_maps[pos].astype(np.float32)  # the map of the score the frames are ranked by
+        items.append(TopFrame(v.name, i, float(shown[variant][vi][pos]), frame, amap, mask))
     return write_report(
         report_dir,
         [v.name for v in videos],

@@ -77,7 +77,7 @@ class WindowScore(nn.Module):
 
     def forward(self, past: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sb = judge(self.D, target, self.G(past), self.cfg.score, past, self.need_map)
-        return sb.scores[self.variant], sb.anomaly_map
+        return sb.scores[self.variant], sb.maps[self.variant]
 
 
 def window_score(
@@ -271,8 +271,8 @@ class OnnxEngine(WindowEngine):
 
     def judge_windows(
         self, windows: Features, target: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         past = windows[0]  # (M, T, C, H, W)
         results = [self.run(past[i : i + 1], target[i : i + 1]) for i in range(len(target))]
-        scores = torch.cat([r[0] for r in results])
-        return {self.model_variants[0]: scores}, torch.cat([r[1] for r in results])
+        variant = self.model_variants[0]
+        return {variant: torch.cat([r[0] for r in results])}, {variant: torch.cat([r[1] for r in results])}

@@ -72,6 +72,9 @@ class F2Features(Protocol):
 class ScoreBatch(NamedTuple):
     scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
     anomaly_map: Tensor  # (B, H, W) per-pixel terms of "full" (error * map), or of "f2" when D ran only F2
+    # variant -> (B, H, W) the per-pixel terms of every score this pass computed ("only-stn" and "psnr" the
+    # error), so that one pass gives the map of any of them
+    maps: dict[str, Tensor] | None = None
 
 
 def _choice(value: str, options: Sequence[str], key: str) -> str:
@@ -174,10 +177,11 @@ def score_batch(
     """
     cfg = cfg or ScoreConfig()
     plain, err, fmap = _f2_terms(target, pred, d_real, d_fake, cfg)
-    dmap = discriminator_map(d_real)
-    anomaly_map = err * dmap * fmap
-    scores = {"full": aggregate(anomaly_map, cfg), **plain, "dmap": aggregate(err * dmap, cfg)}
-    return ScoreBatch(scores, anomaly_map)
+    dmap = err * discriminator_map(d_real)
+    anomaly_map = dmap * fmap
+    scores = {"full": aggregate(anomaly_map, cfg), **plain, "dmap": aggregate(dmap, cfg)}
+    maps = {"full": anomaly_map, "dmap": dmap, "f2": err * fmap, "only-stn": err, "psnr": err}
+    return ScoreBatch(scores, anomaly_map, maps)
 
 
 def _f2_terms(
@@ -202,7 +206,8 @@ def score_features(
     on G(x) (``D.features2``): D's deeper layers and its map are not run. The map is f2's per-pixel terms."""
     cfg = cfg or ScoreConfig()
     scores, err, fmap = _f2_terms(target, pred, f_real, f_fake, cfg)
-    return ScoreBatch(scores, err * fmap)
+    f2 = err * fmap
+    return ScoreBatch(scores, f2, {"f2": f2, "only-stn": err, "psnr": err})
 
 
 @torch.no_grad()
@@ -210,7 +215,8 @@ def score_prediction(target: Tensor, pred: Tensor, cfg: ScoreConfig | None = Non
     """The variants that need no discriminator (``only-stn``, ``psnr``); the map is the plain L1 error."""
     cfg = cfg or ScoreConfig()
     err = prediction_error(target, pred)
-    return ScoreBatch({"only-stn": aggregate(err, cfg), "psnr": psnr_score(target, pred, cfg)}, err)
+    scores = {"only-stn": aggregate(err, cfg), "psnr": psnr_score(target, pred, cfg)}
+    return ScoreBatch(scores, err, {"only-stn": err, "psnr": err})
 
 
 def model_variants(variants: Sequence[str]) -> tuple[str, ...]:
