@@ -71,10 +71,14 @@ class F2Features(Protocol):
 
 class ScoreBatch(NamedTuple):
     scores: dict[str, Tensor]  # variant -> (B,) raw frame scores, higher = more anomalous
-    anomaly_map: Tensor  # (B, H, W) per-pixel terms of "full" (error * map), or of "f2" when D ran only F2
     # variant -> (B, H, W) the per-pixel terms of every score this pass computed ("only-stn" and "psnr" the
     # error), so that one pass gives the map of any of them
-    maps: dict[str, Tensor] | None = None
+    maps: dict[str, Tensor]
+
+    @property
+    def anomaly_map(self) -> Tensor:
+        """(B, H, W) the per-pixel terms of "full" (error * map), of "f2" when D ran only F2, else error"""
+        return next(self.maps[k] for k in ("full", "f2", "only-stn") if k in self.maps)
 
 
 def _choice(value: str, options: Sequence[str], key: str) -> str:
@@ -181,7 +185,7 @@ def score_batch(
     anomaly_map = dmap * fmap
     scores = {"full": aggregate(anomaly_map, cfg), **plain, "dmap": aggregate(dmap, cfg)}
     maps = {"full": anomaly_map, "dmap": dmap, "f2": err * fmap, "only-stn": err, "psnr": err}
-    return ScoreBatch(scores, anomaly_map, maps)
+    return ScoreBatch(scores, maps)
 
 
 def _f2_terms(
@@ -206,8 +210,7 @@ def score_features(
     on G(x) (``D.features2``): D's deeper layers and its map are not run. The map is f2's per-pixel terms."""
     cfg = cfg or ScoreConfig()
     scores, err, fmap = _f2_terms(target, pred, f_real, f_fake, cfg)
-    f2 = err * fmap
-    return ScoreBatch(scores, f2, {"f2": f2, "only-stn": err, "psnr": err})
+    return ScoreBatch(scores, {"f2": err * fmap, "only-stn": err, "psnr": err})
 
 
 @torch.no_grad()
@@ -216,7 +219,7 @@ def score_prediction(target: Tensor, pred: Tensor, cfg: ScoreConfig | None = Non
     cfg = cfg or ScoreConfig()
     err = prediction_error(target, pred)
     scores = {"only-stn": aggregate(err, cfg), "psnr": psnr_score(target, pred, cfg)}
-    return ScoreBatch(scores, err, {"only-stn": err, "psnr": err})
+    return ScoreBatch(scores, {"only-stn": err, "psnr": err})
 
 
 def model_variants(variants: Sequence[str]) -> tuple[str, ...]:
