@@ -48,7 +48,8 @@ from stvad.metrics import auroc_micro
 from stvad.motion import GRID, MAG_EDGES, MotionModel, frame_score
 from stvad.scoring import postprocess
 
-GLIDES = ("fast", "across", "back")
+GLIDES = ("fast", "across", "back")  # the criterion's
+HELD = (*GLIDES, "oscillate")  # and the oscillating glide, judged beside it (the fourth criterion)
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
 
@@ -90,26 +91,43 @@ class SwayPrior:
 def motion_rows(motion: MotionModel, priors: dict[int, SwayPrior], flows: list[np.ndarray]) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
     the last K flows (fewer where fewer are given)."""
-    row = {"flow": frame_score(motion.prior.terms(flows[-1]), PATCH)}
+    ft = motion.prior.terms(flows[-1])
+    row = {"flow": frame_score(ft, PATCH)}
     for k, prior in priors.items():
-        row[f"sway{k}"] = frame_score(prior.terms(sway(np.stack(flows[-k:]))), PATCH)
+        st = prior.terms(sway(np.stack(flows[-k:])))
+        row[f"sway{k}"] = frame_score(st, PATCH)
+        row[f"flow+sway{k}"] = frame_score(ft + st, PATCH)  # one motion score: both models' -log p, summed
     return row
 
 
 def summary(files: list[str]) -> None:
+    """The table of docs/discriminator.md: per set criterion / oscillating glide / test, and the rules'
+    counts: above ``f2+flow`` on the criterion (the sway section's rule), and the fourth criterion's pass
+    (criterion at most 0.5 below ``f2+flow``'s and the oscillating glide at least 2 above)."""
     res = {Path(f).stem.removeprefix("motion_history_"): json.loads(Path(f).read_text()) for f in files}
     names = list(next(iter(res.values()))["configs"])
     print(
-        "| configuration | " + " | ".join(f"{n}: criterion / test" for n in res) + " | above f2+flow | mean |"
+        "| configuration | "
+        + " | ".join(f"{n}: criterion / oscillate / test" for n in res)
+        + " | above f2+flow | passes | mean of four |"
     )
-    print("|" + "---|" * (len(res) + 3))
-    base = {n: r["configs"]["f2+flow"]["criterion"] for n, r in res.items()}
+    print("|" + "---|" * (len(res) + 4))
+    base = {n: r["configs"]["f2+flow"] for n, r in res.items()}
     for c in names:
-        crit = [r["configs"][c]["criterion"] for r in res.values()]
-        above = sum(x > base[n] for x, n in zip(crit, res))
-        cells = [f"{100 * r['configs'][c]['criterion']:.2f} / {100 * r['configs'][c]['test']['all']:.1f}"
-                 for r in res.values()]  # fmt: skip
-        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {100 * np.mean(crit):.2f} |")
+        rows = {n: r["configs"][c] for n, r in res.items()}
+        above = sum(rows[n]["criterion"] > base[n]["criterion"] for n in res)
+        passes = sum(
+            rows[n]["criterion"] >= base[n]["criterion"] - 0.005
+            and rows[n].get("oscillate", np.nan) >= base[n].get("oscillate", np.nan) + 0.02
+            for n in res
+        )
+        four = [np.mean(list(rows[n]["glides"].values())) for n in res]
+        cells = [
+            f"{100 * x['criterion']:.2f} / {100 * x.get('oscillate', np.nan):.1f} / "
+            f"{100 * x['test']['all']:.1f}"
+            for x in rows.values()
+        ]
+        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} | {100 * np.mean(four):.2f} |")
 
 
 def main(argv=None) -> None:
@@ -152,12 +170,12 @@ def main(argv=None) -> None:
     # held-out: windows of K+1 frames, normal and with a gliding copy through all of them
     side = moving_side([clip_frames(*c) for c in train])
     spec = PseudoSpec(speeds=(2, 3), box=(0.75 * side, 1.25 * side))
-    held: dict = {"normal": {}, **{g: {} for g in GLIDES}}
+    held: dict = {"normal": {}, **{g: {} for g in HELD}}
     for ci, (src, start, stop) in enumerate(val):
         fr = clip_frames(src, start, stop)
         groups = {"normal": [fr[t - K : t + 1] for t in range(K, len(fr))]}
         bg = background(clip_frames(src, 0, stop))
-        for g in GLIDES:
+        for g in HELD:
             groups[g] = [
                 np.concatenate([w[2], w[3][None]]) for w in glide_windows(fr, K, spec, ci, bg, kind=g)
             ]
@@ -189,6 +207,8 @@ def main(argv=None) -> None:
         configs[f"f2+sway{k}"] = (("f2", 1.0), (f"sway{k}", 1.0))
         for w in WEIGHTS:
             configs[f"f2+flow+sway{k}/{w:g}"] = (("f2", 1.0), ("flow", 1.0), (f"sway{k}", w))
+        configs[f"[flow+sway{k}]"] = ((f"flow+sway{k}", 1.0),)
+        configs[f"f2+[flow+sway{k}]"] = (("f2", 1.0), (f"flow+sway{k}", 1.0))
 
     def combine(rec, parts):
         return sum(w * z(key)(rec[key]) for key, w in parts)
@@ -196,7 +216,7 @@ def main(argv=None) -> None:
     crit = {}
     for name, parts in configs.items():
         row = {}
-        for g in GLIDES:
+        for g in HELD:
             clips = [ci for ci in held[g] if ci in held["normal"]]
             s = [
                 np.concatenate([combine(held["normal"][ci], parts), combine(held[g][ci], parts)])
@@ -224,9 +244,10 @@ def main(argv=None) -> None:
     for name in configs:
         c = float(np.mean([crit[name][g] for g in GLIDES]))
         test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
-        out[name] = {"criterion": c, "glides": crit[name], "test": test}
+        out[name] = {"criterion": c, "oscillate": crit[name]["oscillate"], "glides": crit[name], "test": test}
         print(
-            f"{name:22} criterion {100 * c:6.2f}  " + " ".join(f"{k} {100 * x:.1f}" for k, x in test.items())
+            f"{name:22} criterion {100 * c:6.2f} oscillate {100 * crit[name]['oscillate']:6.2f}  "
+            + " ".join(f"{k} {100 * x:.1f}" for k, x in test.items())
         )
     if a.json:
         atomic_write_json(

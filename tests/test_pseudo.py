@@ -139,3 +139,29 @@ def test_a_glide_adds_a_copy_of_the_figure_beside_it_fast_across_or_stepping_bac
             np.testing.assert_allclose(steps * np.sign(steps[0, 1] or 1), want, atol=1.0)  # (rows, cols)
         again = list(glide_windows(frames, T, spec, bg=bg, kind=kind))
         assert all(np.array_equal(a[3], b[3]) for a, b in zip(wins, again))
+
+
+def test_an_oscillating_glide_goes_back_and_forth_in_place_at_the_figures_speed() -> None:
+    frames, T = walking_square(28), 8  # the square steps 2 pixels a frame to the right
+    bg = np.full((64, 64, 1), 40, np.uint8)
+    wins = list(glide_windows(frames, T, PseudoSpec(), bg=bg, kind="oscillate"))
+    assert wins
+    turned = 0
+    for t, past, pseudo_past, target in wins:
+        np.testing.assert_array_equal(past, frames[t - T : t])
+        window, real = np.concatenate([pseudo_past, target[None]]), frames[t - T : t + 1]
+        copies = []
+        for f, r in zip(window, real):
+            centres = [c for c in bright_centres(f) if r[round(c[0]), round(c[1]), 0] != 220]
+            assert len(centres) == 1
+            copies.append(np.asarray(centres[0]))
+        steps = np.diff(np.asarray(copies), axis=0)
+        np.testing.assert_allclose(np.hypot(*steps.T), 2.0, atol=1.5)  # each step about the square's own
+        dots = (steps[1:] * steps[:-1]).sum(1)
+        assert (dots < 0).any()  # it turns back within the window (every 2 to 4 frames)
+        turned += int((dots < 0).sum())
+        spread = np.ptp(np.asarray(copies), axis=0).max()
+        assert spread <= 4 * 2 + 1.5  # it stays in place: at most 4 steps from one end to the other
+    assert turned >= len(wins) * 2
+    again = list(glide_windows(frames, T, PseudoSpec(), bg=bg, kind="oscillate"))
+    assert all(np.array_equal(a[3], b[3]) for a, b in zip(wins, again))

@@ -167,7 +167,8 @@ def moving_side(clips: list[np.ndarray], threshold: float = 12.0, step: int = 4,
     return float(np.median(sides)) / min(clips[0].shape[1:3]) if sides else 0.0
 
 
-GLIDES = ("fast", "across", "back")
+GLIDES = ("fast", "across", "back")  # the third criterion's (docs/discriminator.md)
+GLIDE_KINDS = (*GLIDES, "oscillate")
 
 
 def background(frames: np.ndarray) -> np.ndarray:
@@ -214,13 +215,16 @@ def glide_windows(
     1.2 figure sizes to one side of the original: ``fast`` at ``spec.speeds`` times its velocity; ``back`` at
     its velocity through the past, then in the target a step back where it was two frames before (a U-turn
     without a box); ``across`` at its speed turned by 90 degrees, crossing the path 1.2 figure sizes ahead
-    of (or behind) the stretch the original walks in the window."""
+    of (or behind) the stretch the original walks in the window; ``oscillate`` in place, back and forth at
+    its speed along a direction drawn at random, turning every 2, 3 or 4 frames (drawn), from a random
+    phase: every step looks like a walker's, and over a few frames it goes nowhere (someone jumping,
+    waving, pacing or fighting)."""
     n, h, w = frames.shape[:3]
     bg = background(frames) if bg is None else bg
-    if kind not in GLIDES:
-        raise ValueError(f"kind must be one of {', '.join(GLIDES)}, got {kind!r}")
+    if kind not in GLIDE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(GLIDE_KINDS)}, got {kind!r}")
     across = kind == "across"
-    rng = np.random.default_rng([spec.seed, clip_seed, 4 + GLIDES.index(kind)])
+    rng = np.random.default_rng([spec.seed, clip_seed, 4 + GLIDE_KINDS.index(kind)])
     max_side = min(h, w) // 2
     found = functools.cache(lambda i: _figures(frames[i], bg, threshold, 9, max_side))  # each frame once
     for t in range(max(T, 2), n):
@@ -237,8 +241,13 @@ def glide_windows(
         along = step / speed
         normal = np.array([-along[1], along[0]])
         velocity = speed * normal if across else speedup * step if kind == "fast" else step
+        if kind == "oscillate":
+            angle, half, phase = rng.uniform(0, 2 * np.pi), int(rng.integers(2, 5)), int(rng.integers(0, 8))
+            velocity = speed * np.array([np.cos(angle), np.sin(angle)])
         # beside the original's path; crossing it, ahead of or behind the stretch the original walks
         gap = 1.2 * max(fig.mask.shape)
+        if kind == "oscillate":  # far enough aside that its swing never reaches the original
+            gap += 4 * speed
         start = fig.corner + side * ((gap + T * speed) * along if across else gap * normal)
         patch = frames[t][
             fig.corner[0] : fig.corner[0] + fig.mask.shape[0],
@@ -248,6 +257,9 @@ def glide_windows(
         changed, total = 0.0, 0
         for j in range(T + 1):
             at = T - 2 if kind == "back" and j == T else j  # stepping back: the target's copy is frame t-2's
+            if kind == "oscillate":  # a triangle wave of period 2 half, in frames
+                u = (j + phase) % (2 * half)
+                at = T + (u if u <= half else 2 * half - u)
             r0, c0 = np.round(start + velocity * (at - T)).astype(int)
             r1, c1 = r0 + fig.mask.shape[0], c0 + fig.mask.shape[1]
             if r0 < 0 or c0 < 0 or r1 > h or c1 > w:
