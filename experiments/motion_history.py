@@ -45,47 +45,13 @@ from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
 from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
-from stvad.motion import GRID, MAG_EDGES, MotionModel, frame_score
+from stvad.motion import MotionModel, SwayPrior, frame_score, sway
 from stvad.scoring import postprocess
 
 GLIDES = ("fast", "across", "back")  # the criterion's
 HELD = (*GLIDES, "oscillate")  # and the oscillating glide, judged beside it (the fourth criterion)
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
-
-
-def sway(flows: np.ndarray) -> np.ndarray:
-    """(K, H, W, 2) flows -> (H, W) half of the path minus the distance, per pixel."""
-    path = np.hypot(flows[..., 0], flows[..., 1]).sum(0)
-    net = flows.sum(0)
-    return 0.5 * (path - np.hypot(net[..., 0], net[..., 1]))
-
-
-class SwayPrior:
-    """Per grid cell, counts of the sway's magnitude bin where it is at least the first edge."""
-
-    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
-        h, w = shape
-        self.edges = np.asarray(MAG_EDGES) * min(h, w)
-        self.counts = np.full((GRID, GRID, len(self.edges)), alpha)
-        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
-        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
-
-    def _bins(self, s: np.ndarray) -> np.ndarray:
-        return (np.searchsorted(self.edges, s, side="right") - 1).clip(0, len(self.edges) - 1)
-
-    def fit(self, s: np.ndarray) -> None:
-        m = s >= self.edges[0]
-        np.add.at(self.counts, (self.ci[m], self.cj[m], self._bins(s)[m]), 1.0)
-
-    def finish(self) -> SwayPrior:
-        self.nll = -np.log(self.counts / self.counts.sum(-1, keepdims=True))
-        return self
-
-    def terms(self, s: np.ndarray) -> np.ndarray:
-        t = self.nll[self.ci, self.cj, self._bins(s)].astype(np.float32)
-        t[s < self.edges[0]] = 0.0
-        return t
 
 
 def motion_rows(motion: MotionModel, priors: dict[int, SwayPrior], flows: list[np.ndarray]) -> dict:

@@ -127,6 +127,51 @@ def test_motion_model_round_trips_through_its_file(tiny_run, tmp_path):
     )
 
 
+def textured_square(at: tuple[float, float], size: int = 48) -> np.ndarray:
+    """A textured 10x10 square on a still textured background, its corner at ``at`` (rows, cols)."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(60, 120, (size, size, 1)).astype(np.uint8)
+    r, c = (int(round(v)) for v in at)
+    frame[r : r + 10, c : c + 10] = rng.integers(150, 255, (10, 10, 1))
+    return frame
+
+
+def test_the_sway_finds_a_square_that_goes_back_and_forth_where_the_flow_alone_does_not():
+    """Fitted on squares crossing at 2 pixels a frame both ways, a square going up and down 2 pixels a
+    frame in one place has flows the prior has seen there, and a sway it has never seen:
+    with the sway its frames score above the crossing squares', with the flow alone they do not."""
+    walk = [[textured_square((r, 2 + 2 * t)) for t in range(18)] for r in (8, 20, 30)]
+    walk += [[textured_square((r, 36 - 2 * t)) for t in range(18)] for r in (8, 20, 30)]
+    walk += [[textured_square((2 + 2 * t, c)) for t in range(18)] for c in (8, 20, 30)]
+    walk += [[textured_square((36 - 2 * t, c)) for t in range(18)] for c in (8, 20, 30)]
+    hop = [textured_square((20 + 2 * min(t % 6, 6 - t % 6), 20)) for t in range(18)]
+    normal = [textured_square((20, 2 + 2 * t)) for t in range(18)]
+    for sway, want_above in ((8, True), (0, False)):
+        motion = MotionModel((48, 48), sway=sway).fit(walk)
+        assert motion.history == max(1, sway)
+        got_hop, got_walk = motion.score_clip(hop, first=9), motion.score_clip(normal, first=9)
+        assert (np.median(got_hop) > np.max(got_walk)) == want_above, (sway, got_hop, got_walk)
+    # one flow has no sway: score() is the flow alone
+    a, b = hop[0], hop[1]
+    assert motion.score(a, b)[0] == MotionModel((48, 48), sway=8).fit(walk).score(a, b)[0]
+
+
+def test_a_motion_model_with_a_sway_round_trips_and_an_old_file_scores_the_flow_alone(tmp_path):
+    clips = [[textured_square((20 + 2 * min(t % 6, 6 - t % 6), 2 + t)) for t in range(14)]]  # hops along
+    motion = MotionModel((48, 48)).fit(clips)
+    assert motion.sway == 8 and motion.sway_prior.counts.sum() > motion.sway_prior.counts.size
+    motion.save(tmp_path / MOTION_FILE)
+    again = MotionModel.load(tmp_path / MOTION_FILE)
+    hop = [textured_square((20 + 2 * min(t % 6, 6 - t % 6), 20)) for t in range(12)]
+    assert again.score_clip(hop, 4) == pytest.approx(motion.score_clip(hop, 4), rel=1e-6)
+    old = motion.to_dict()
+    del old["sway"], old["sway_counts"]  # a file written before the sway
+    flow_only = MotionModel.from_dict(old)
+    assert flow_only.sway == 0 and flow_only.history == 1
+    want = [motion.score(hop[i - 1], hop[i])[0] for i in range(4, 12)]
+    assert flow_only.score_clip(hop, 4) == pytest.approx(want, rel=1e-6)
+
+
 def test_the_default_presets_score_f2_flow_and_the_paper_presets_full():
     from stvad.config import PAPER_TWIN, preset
 

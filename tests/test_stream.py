@@ -18,7 +18,6 @@ from stvad.config import preset
 from stvad.data.follow import Backoff, Follow
 from stvad.data.layouts import open_dataset
 from stvad.data.sources import FrameSource
-from stvad.data.windows import iter_windows
 from stvad.engine import COPY_LAST, Scorer, TorchEngine, score_frames
 from stvad.errors import StvadError
 from stvad.events import EventTracker, anomaly_box
@@ -36,12 +35,18 @@ RTOL, ATOL = 1e-5, 1e-5
 def plain_path(
     run: LoadedRun, frames: list[np.ndarray]
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Frame numbers, every variant's scores and float32 maps from Scorer.score_windows, window by window."""
+    """Frame numbers, every variant's scores and float32 maps from Scorer.score_windows, window by window;
+    each window's past holds the frames the motion model's history reads too (all of them near the start)."""
     scorer = Scorer(run, batch_size=8)
-    windows = list(iter_windows(frames, scorer.T))
-    past, target = np.stack([w[1] for w in windows]), np.stack([w[2] for w in windows])
-    scores, maps = scorer.score_many(past, target)
-    return np.array([w[0] for w in windows]), scores, maps
+    P = max(scorer.T, scorer.engine.motion.history if scorer.engine.motion else 1)
+    frames = np.stack(frames)
+    groups = [[i] for i in range(scorer.T, min(P, len(frames)))] + [list(range(P, len(frames)))]
+    parts = []
+    for idx in (g for g in groups if g):
+        past = np.stack([frames[i - min(i, P) : i] for i in idx])
+        parts.append(scorer.score_many(past, frames[idx]))
+    scores = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    return np.arange(scorer.T, len(frames)), scores, np.concatenate([p[1] for p in parts])
 
 
 def test_cached_stream_equals_plain_scorer(tiny_run, synth_small):

@@ -59,8 +59,7 @@ def fit_motion(
         motion = MotionModel(size).fit(f2.frames(*c) for c in train)
         flow = []
         for src, start, stop in val:
-            fr = list(f2.frames(src, start, stop))
-            flow += [motion.score(fr[i - 1], fr[i])[0] for i in range(f2.T, len(fr))]
+            flow += motion.score_clip(list(f2.frames(src, start, stop)), first=f2.T)
         motion.scales["flow"] = _mean_sd(flow, val)
     for how in score_sets:
         f2.cfg = cfg.with_score(list(how))

@@ -10,6 +10,7 @@ the API and ``stvad score`` (:func:`score_frames`), ``stvad watch`` (``push``). 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class WindowEngine:
         # the flow scores' model and the checkpoint's step, which picks the f2 standardiser (stvad.motion)
         self.motion, self.step = motion, step
         self._prev: np.ndarray | None = None  # the last frame pushed: the flow into the next one starts there
+        self._flows: deque[np.ndarray] | None = None  # the last flows since the reset, for the motion model
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -165,25 +167,53 @@ class WindowEngine:
         """The scores G and D compute for :attr:`variants` (``f2+flow`` needs ``f2``; ``flow`` none)."""
         return model_variants(self.variants)
 
+    @property
+    def needs_flow(self) -> bool:
+        """Whether :attr:`variants` need the motion model (an error names the run when it has none)."""
+        asked = [v for v in self.variants if v in NEEDS_FLOW]
+        if asked and self.motion is None:
+            raise no_motion_model(asked[0])
+        return bool(asked)
+
+    def window_flows(self, past: np.ndarray, target: np.ndarray) -> list[list[np.ndarray]]:
+        """Windows given one by one (uint8 past (M, P, H, W, C), target (M, H, W, C)) -> the flows into each
+        target between its window's frames, oldest first: the last ``motion.history`` of the P."""
+        k = min(past.shape[1], self.motion.history)
+        out = []
+        for p, t in zip(past, target):
+            frames = [*p[-k:], t]
+            out.append([self.motion.flow(a, b) for a, b in zip(frames[:-1], frames[1:])])
+        return out
+
+    def _stream_flows(self, seq: np.ndarray, m: int) -> list[list[np.ndarray]]:
+        """The flow into each frame of ``seq`` after its first (which the last call's flows end at, or the
+        first after a reset), kept for the next call; for each of the last ``m`` frames, the flows into it
+        since the reset (the last ``motion.history`` of them), oldest first."""
+        if self._flows is None or self._flows.maxlen != self.motion.history:
+            self._flows = deque(maxlen=self.motion.history)
+        out = []
+        for i in range(1, len(seq)):
+            self._flows.append(self.motion.flow(seq[i - 1], seq[i]))
+            if i >= len(seq) - m:
+                out.append(list(self._flows))
+        return out
+
     def add_flow(
         self,
         scores: dict[str, torch.Tensor],
         maps: dict[str, torch.Tensor],
-        before: np.ndarray,
-        after: np.ndarray,
+        flows: list[list[np.ndarray]] | None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The model's scores (:attr:`model_variants`) of M windows and their maps (variant -> (M, H, W)),
-        with the flow scores added: ``before`` and ``after`` uint8 (M, H, W, C) are each window's last past
-        frame and target. Returns the scores of :attr:`variants`, and the maps with those of ``flow`` and
-        ``f2+flow`` added where asked (f2's standardised terms plus the flow's)."""
-        flow_asked = [v for v in self.variants if v in NEEDS_FLOW]
-        if not flow_asked:
+        with the flow scores added: ``flows`` are the flows into each window's target, oldest first (None
+        when :attr:`needs_flow` is false). Returns the scores of :attr:`variants`, and the maps with those
+        of ``flow`` and ``f2+flow`` added where asked (f2's standardised terms plus the flow's)."""
+        if not self.needs_flow:
             return scores, maps
-        if self.motion is None:
-            raise no_motion_model(flow_asked[0])
-        got = [self.motion.score(a, b) for a, b in zip(before, after)]
+        got = [self.motion.score_flows(f) for f in flows]
         flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
-        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *after.shape[1:3])
+        shape = next(iter(maps.values())).shape[1:] if maps else self.cfg.data.size
+        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *shape)
         fs = self.motion.scales.get("flow")
         out, maps = {}, dict(maps)
         for v in self.variants:
@@ -221,6 +251,7 @@ class WindowEngine:
         """Forget the past (after a break in the stream): the next T frames only refill the ring."""
         self._ring = None
         self._prev = None
+        self._flows = None
 
     def push(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) of ``score.variant`` and
@@ -253,12 +284,13 @@ class WindowEngine:
         # a copy, so the chunk's tensors are freed and the ring never holds more than T frames
         self._ring = tuple(s[-self.T :].clone() for s in state)
         m = state[0].shape[0] - self.T
+        flows = self._stream_flows(seq, max(m, 0)) if self.needs_flow else None
         if m <= 0:
             none = np.zeros((0, *x.shape[-2:]), np.float32)
             return {v: np.zeros(0, np.float32) for v in self.variants}, {self.variant: none}
         scores, maps = self.judge_windows(feature_windows(state, self.T), x[-m:])
         # m < len(seq): after a reset the first T frames have no window, and before one the last frame is kept
-        scores, maps = self.add_flow(scores, maps, seq[-m - 1 : -1], seq[-m:])
+        scores, maps = self.add_flow(scores, maps, flows)
         # the scores copied out of torch's tensor: callers keep them (score_frames), and a kept view pins
         # a small block among each call's large temporaries, which fragments the heap so that memory grows
         # by ~25 KB a frame (bench/score_memory.py)
@@ -393,16 +425,19 @@ class Scorer:
     def score_windows(
         self, past: np.ndarray, target: np.ndarray
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Windows given one by one, not as a stream: past uint8 (B, T, H, W, C), target uint8 (B, H, W, C)
+        """Windows given one by one, not as a stream: past uint8 (B, P, H, W, C), target uint8 (B, H, W, C)
         -> (variant -> (B,), maps (B, H, W)). G runs on each whole window (the reference the engine's
-        feature reuse is tested against, and the way to score windows that are not consecutive)."""
-        x = to_model(past).to(self.device)  # (B, T, C, H, W)
+        feature reuse is tested against, and the way to score windows that are not consecutive). G and D
+        read the last T past frames; the motion model the flows between all P and the target (its
+        ``history`` last ones), so P = ``motion.history`` gives a window the flows a stream gives it."""
+        x = to_model(past[:, -self.T :]).to(self.device)  # (B, T, C, H, W)
         y = to_model(target).to(self.device)  # (B, C, H, W)
         pred = self.G(x)
         sb = self.engine.judge_prediction(y, pred, x)
         scores = {k: sb.scores[k] for k in self.engine.model_variants if k != COPY_LAST}
         scores[COPY_LAST] = psnr_score(y, x[:, -1], self.cfg.score)
-        scores, maps = self.engine.add_flow(scores, sb.maps, past[:, -1], target)
+        flows = self.engine.window_flows(past, target) if self.engine.needs_flow else None
+        scores, maps = self.engine.add_flow(scores, sb.maps, flows)
         return scores, maps[self.engine.map_names(maps)[0]]
 
     def score_many(

@@ -3,16 +3,24 @@
 Not in the paper. The GAN's error finds what looks wrong in a frame; a cyclist among walkers, someone
 running or walking the wrong way, looks ordinary frame by frame and is abnormal only in how it moves.
 Chosen on held-out normal clips and pseudo-anomalies made from them (docs/discriminator.md, "A cheaper
-base for the flow"), never on test labels.
+base for the flow" and, for the sway, "Sway as part of the flow's likelihood"), never on test labels.
+A motion model saved without a sway (``sway`` 0, files before it) scores the flow alone, as before.
 
 - **Flow**: OpenCV's DIS optical flow (preset medium) from each frame to the next, on the model-size grey
   frames upsampled ``up`` = 2 times (at 64x64 the flow of a walker is a pixel or less).
 - **Prior**: for each cell of a 16 x 16 grid, a histogram of the flow vectors of moving pixels in the
   normal training clips: 8 directions x 6 magnitude bins, edges fractions of the frame's shorter side
   (:data:`MAG_EDGES`), Laplace smoothed (one count in every bin).
+- **Sway**: over the last ``sway`` = 8 flows into the frame judged (fewer at a video's start), at each pixel
+  (same place, not tracked) half of the path minus the distance, ``(sum |f_k| - |sum f_k|) / 2``
+  (:func:`sway`): 0 for anything moving straight, the amplitude of a movement that came back (a jump in
+  place, a wave, a throw). Its prior is a per-cell histogram over the same magnitude edges, without
+  directions, fitted on every run of ``sway`` consecutive training flows.
 - **Score**: a pixel's term is -log p(its flow's bin | its cell) where it moves (at least the first
-  edge), 0 where it does not; a frame's score is the largest sum of the terms over a square window of
-  ``patch`` = 1/8 of the frame's shorter side (:func:`frame_score`).
+  edge), 0 where it does not, plus -log p(its sway's bin | its cell) where it sways; a frame's score is
+  the largest sum of the terms over a square window of ``patch`` = 1/8 of the frame's shorter side
+  (:func:`frame_score`). One likelihood-style score, standardised once: where the sway is nearly never
+  seen (Ped2) it adds its rare terms instead of being divided by a deviation near 0.
 
 The run's ``f2 + flow`` score (:func:`stvad.scoring.combine_flow`) adds this score to the GAN's ``f2``,
 each standardised by its mean and deviation on the run's held-out normal clips, the flow's weighted by
@@ -23,7 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +51,7 @@ PRESETS = {
 MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's shorter side
 N_DIR = 8
 GRID = 16
+SWAY = 8  # flows the sway reads
 
 
 def grey(frame: np.ndarray, up: int) -> np.ndarray:
@@ -111,6 +121,44 @@ class FlowPrior:
         return t
 
 
+def sway(flows: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """(K, H, W, 2) flows, oldest first -> (H, W) half of the path minus the distance, per pixel (float32)."""
+    flows = np.asarray(flows, np.float32)
+    path = np.hypot(flows[..., 0], flows[..., 1]).sum(0)
+    net = flows.sum(0)
+    return 0.5 * (path - np.hypot(net[..., 0], net[..., 1]))
+
+
+class SwayPrior:
+    """Per grid cell, counts of the sway's magnitude bin (:data:`MAG_EDGES`) where it is at least the
+    first edge; Laplace smoothed."""
+
+    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
+        h, w = shape
+        self.edges = (np.asarray(MAG_EDGES) * min(h, w)).astype(np.float32)
+        self.counts = np.full((GRID, GRID, len(self.edges)), alpha)
+        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
+        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+        self.cell_offset = (self.ci * GRID + self.cj) * len(self.edges)
+
+    def _bins(self, s: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(self.edges, s, side="right") - 1).clip(0, len(self.edges) - 1)
+
+    def fit(self, s: np.ndarray) -> None:
+        m = s >= self.edges[0]
+        np.add.at(self.counts, (self.ci[m], self.cj[m], self._bins(s)[m]), 1.0)
+
+    def finish(self) -> SwayPrior:
+        self.nll_flat = (-np.log(self.counts / self.counts.sum(-1, keepdims=True))).ravel().astype(np.float32)
+        return self
+
+    def terms(self, s: np.ndarray) -> np.ndarray:
+        """-log p(bin | cell) where the pixel sways, 0 elsewhere (float32)."""
+        t = self.nll_flat.take(self.cell_offset + self._bins(s))
+        t[s < self.edges[0]] = 0.0
+        return t
+
+
 def frame_score(terms: np.ndarray, patch: float) -> float:
     """The terms' sum over the frame (``patch`` 0) or their largest sum over a window of ``patch`` of the
     frame's shorter side (every position, zeros beyond the border)."""
@@ -121,40 +169,81 @@ def frame_score(terms: np.ndarray, patch: float) -> float:
 
 
 class MotionModel:
-    """The fitted flow model of a run: flow settings, the prior's counts, and the standardisers.
+    """The fitted flow model of a run: flow settings, the priors' counts, and the standardisers.
 
     ``scales["flow"]`` is the (mean, deviation) of the flow's score on the held-out normal clips;
     ``scales["f2"][key]`` the GAN's ``f2`` score's, per checkpoint and scoring settings
-    (:func:`scale_key`), because the score's size depends on both.
+    (:func:`scale_key`), because the score's size depends on both. ``sway`` is how many flows the sway
+    reads (0: no sway, the flow alone).
     """
 
-    def __init__(self, size: tuple[int, int], up: int = 2, preset: str = "medium", patch: float = 0.125):
+    def __init__(
+        self,
+        size: tuple[int, int],
+        up: int = 2,
+        preset: str = "medium",
+        patch: float = 0.125,
+        sway: int = SWAY,
+    ):
         self.size = (int(size[0]), int(size[1]))
-        self.up, self.preset, self.patch = int(up), preset, float(patch)
+        self.up, self.preset, self.patch, self.sway = int(up), preset, float(patch), int(sway)
         self.flow = Flow(up, preset)
-        self.prior = FlowPrior((self.size[0] * self.up, self.size[1] * self.up))
+        shape = (self.size[0] * self.up, self.size[1] * self.up)
+        self.prior = FlowPrior(shape)
+        self.sway_prior = SwayPrior(shape) if self.sway > 1 else None
         self.scales: dict[str, Any] = {"f2": {}}
         self.path: Path | None = None  # the file it was read from, for errors
 
+    @property
+    def history(self) -> int:
+        """How many of the last flows into a frame its score reads."""
+        return max(1, self.sway)
+
     def fit(self, clips: Iterable[Iterable[np.ndarray]]) -> MotionModel:
-        """Count the flows of consecutive frames of each normal clip (uint8 frames at model size)."""
+        """Count the flows of consecutive frames of each normal clip (uint8 frames at model size), and the
+        sway of every run of :attr:`sway` consecutive flows."""
         for clip in clips:
-            before = None
+            before, flows = None, deque(maxlen=self.history)
             for frame in clip:
                 if before is not None:
-                    self.prior.fit(self.flow(before, frame))
+                    flows.append(self.flow(before, frame))
+                    self.prior.fit(flows[-1])
+                    if self.sway_prior is not None and len(flows) == self.sway:
+                        self.sway_prior.fit(sway(flows))
                 before = frame
         self.prior.finish()
+        if self.sway_prior is not None:
+            self.sway_prior.finish()
         return self
 
-    def score(self, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
-        """Frame ``b`` after frame ``a`` (uint8, model size) -> its score and its terms at model size
-        (each model pixel the sum of the terms of its ``up`` x ``up`` flow pixels), float32 (H, W)."""
-        t = self.prior.terms(self.flow(a, b))
+    def score_flows(self, flows: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
+        """The frame after the last of ``flows`` (the flows into it, oldest first; the last :attr:`history`
+        are read) -> its score and its terms at model size (each model pixel the sum of the terms of its
+        ``up`` x ``up`` flow pixels), float32 (H, W)."""
+        t = self.prior.terms(flows[-1])
+        if self.sway_prior is not None and len(flows) > 1:
+            t = t + self.sway_prior.terms(sway(list(flows)[-self.sway :]))
         h, w = self.size
         return frame_score(t, self.patch), t.reshape(h, self.up, w, self.up).sum(axis=(1, 3))
 
+    def score(self, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+        """Frame ``b`` after frame ``a`` alone (uint8, model size; no earlier flow, so no sway) -> its score
+        and terms, as :meth:`score_flows`."""
+        return self.score_flows([self.flow(a, b)])
+
+    def score_clip(self, frames: Sequence[np.ndarray], first: int = 1) -> list[float]:
+        """The scores of frames ``first`` .. of a clip (uint8, model size), each with the flows before it in
+        the clip (at most :attr:`history`), as a stream is scored."""
+        flows: deque[np.ndarray] = deque(maxlen=self.history)
+        out = []
+        for i in range(1, len(frames)):
+            flows.append(self.flow(frames[i - 1], frames[i]))
+            if i >= first:
+                out.append(self.score_flows(flows)[0])
+        return out
+
     def to_dict(self) -> dict[str, Any]:
+        sway_counts = [] if self.sway_prior is None else np.round(self.sway_prior.counts, 6).ravel().tolist()
         return {
             "kind": "dis-flow-histogram",
             "size": list(self.size),
@@ -165,22 +254,29 @@ class MotionModel:
             "directions": N_DIR,
             "magnitude_edges": list(MAG_EDGES),
             "counts": np.round(self.prior.counts, 6).ravel().tolist(),
+            "sway": self.sway,
+            "sway_counts": sway_counts,
             "scales": self.scales,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str | os.PathLike = "motion model") -> MotionModel:
         try:
-            m = cls(tuple(d["size"]), d["up"], d["preset"], d["patch"])
+            m = cls(tuple(d["size"]), d["up"], d["preset"], d["patch"], d.get("sway", 0))
             layout = (d["grid"], d["directions"], tuple(d["magnitude_edges"]))
             if layout != (GRID, N_DIR, MAG_EDGES):
                 raise ValueError(f"a {layout[0]}x{layout[0]} grid with other bins than this version's")
             m.prior.counts = np.asarray(d["counts"], np.float64).reshape(m.prior.counts.shape)
+            if m.sway_prior is not None:
+                shape = m.sway_prior.counts.shape
+                m.sway_prior.counts = np.asarray(d["sway_counts"], np.float64).reshape(shape)
             m.scales = {"f2": {}, **d.get("scales", {})}
         except (KeyError, TypeError, ValueError) as e:
             hint = "refit it: stvad fit-motion RUN"
             raise StvadError(f"not a readable motion model ({e}); {hint}", source) from e
         m.prior.finish()
+        if m.sway_prior is not None:
+            m.sway_prior.finish()
         return m
 
     def f2_scale(self, score: Any, step: int | None) -> tuple[float, float]:
