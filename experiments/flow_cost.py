@@ -6,7 +6,9 @@
 Interleaved (A B C ...), medians: ``only-stn``, ``full`` and ``f2`` through ``Scorer.score_windows``
 (random weights, the preset's size, batch B; ``f2`` alone runs only D's first two layers, on xi and
 G(x)), and the flow model's work for B frames at x2, DIS medium, fast and ultrafast: one flow from the
-frame before, the -log p terms (a fitted histogram), the worst 1/8 window.
+frame before, the -log p terms (a fitted histogram), the worst 1/8 window; and ``flow+sway``, what the
+package's motion model does per frame of a stream (``MotionModel.score_flows``): one new DIS medium flow,
+the sway over the last 8 flows, both priors' terms and the window.
 The frames are a smooth random texture shifted a pixel a frame, so that DIS has structure to match.
 Reports each per frame and (full + flow) / only-stn, the ratio the issue bounds by 1.5, and (f2 + flow)
 / only-stn.
@@ -24,7 +26,7 @@ import numpy as np
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.engine import Scorer
-from stvad.motion import Flow, FlowPrior, frame_score
+from stvad.motion import Flow, FlowPrior, MotionModel, frame_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
 from perf_common import interleaved, load_1min, machine, median, random_run, set_threads  # noqa: E402
@@ -62,13 +64,21 @@ def main(argv=None) -> None:
             for a, b in zip(past[:, -1], target)
         ]
 
+    motion = MotionModel((H, W)).fit([frames])
+    history = [motion.flow(frames[i - 1], frames[i]) for i in range(1, motion.history)]
+
+    def stream_work() -> list[float]:  # each frame's flow is computed once; the 7 before it are kept
+        return [motion.score_flows([*history, motion.flow(a, b)])[0] for a, b in zip(past[:, -1], target)]
+
     fns = {v: (lambda s=s: s.score_windows(past, target)) for v, s in scorers.items()}
+    fns["flow+sway"] = stream_work
     fns |= {f"flow {n}": (lambda f=f, p=p: flow_work(f, p)) for n, (f, p) in flows.items()}
     load = load_1min()
     ms = {k: 1e3 * median(t) / B for k, t in interleaved(fns, a.repeats).items()}
     with_d, base = ("full", "f2"), ms["only-stn"]
     ratios = {f"{b} + flow {n} / only-stn": (ms[b] + ms[f"flow {n}"]) / base for b in with_d for n in flows}
     ratios |= {f"{b} / only-stn": ms[b] / base for b in with_d}
+    ratios |= {f"{b} + flow+sway / only-stn": (ms[b] + ms["flow+sway"]) / base for b in with_d}
     for k, v in ms.items():
         print(f"{k:16} {v:7.3f} ms/frame")
     for k, v in ratios.items():
