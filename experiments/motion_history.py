@@ -117,7 +117,8 @@ def main(argv=None) -> None:
     def clip_frames(src, start, stop):
         return np.stack(list(scorer.frames(src, start, stop)))
 
-    motion = MotionModel(cfg.data.size)  # the package's flow model, fitted as fit_motion fits it
+    # the package's flow model, fitted as fit_motion fits it; the sways are this probe's own priors
+    motion = MotionModel(cfg.data.size, sway=0)
     flow_shape = tuple(s * motion.up for s in cfg.data.size)
     priors = {k: SwayPrior(flow_shape) for k in a.ks}
     for src, start, stop in train:

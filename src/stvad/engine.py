@@ -212,8 +212,7 @@ class WindowEngine:
             return scores, maps
         got = [self.motion.score_flows(f) for f in flows]
         flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
-        shape = next(iter(maps.values())).shape[1:] if maps else self.cfg.data.size
-        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *shape)
+        fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *self.cfg.data.size)
         fs = self.motion.scales.get("flow")
         out, maps = {}, dict(maps)
         for v in self.variants:

@@ -73,6 +73,14 @@ class Flow:
         return self.dis.calc(grey(a, self.up), grey(b, self.up), None)
 
 
+def grid_cells(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's row and column of the :data:`GRID` x :data:`GRID` cells of an (h, w) image."""
+    return (
+        np.repeat((np.arange(h) * GRID // h)[:, None], w, 1),
+        np.repeat((np.arange(w) * GRID // w)[None, :], h, 0),
+    )
+
+
 class FlowPrior:
     """Per grid cell, counts of the flow vectors' bins (direction x magnitude) of moving pixels."""
 
@@ -82,8 +90,7 @@ class FlowPrior:
         self.edges = np.asarray(MAG_EDGES) * min(h, w)
         self.n_mag = len(self.edges)
         self.counts = np.full((GRID, GRID, N_DIR * self.n_mag), alpha)
-        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
-        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+        self.ci, self.cj = grid_cells(h, w)
 
     def bins(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where a pixel moves, and its bin (direction x magnitude) there: (H, W) bool and int."""
@@ -137,8 +144,7 @@ class SwayPrior:
         h, w = shape
         self.edges = (np.asarray(MAG_EDGES) * min(h, w)).astype(np.float32)
         self.counts = np.full((GRID, GRID, len(self.edges)), alpha)
-        self.ci = np.repeat((np.arange(h) * GRID // h)[:, None], w, 1)
-        self.cj = np.repeat((np.arange(w) * GRID // w)[None, :], h, 0)
+        self.ci, self.cj = grid_cells(h, w)
         self.cell_offset = (self.ci * GRID + self.cj) * len(self.edges)
 
     def _bins(self, s: np.ndarray) -> np.ndarray:

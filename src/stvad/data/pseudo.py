@@ -241,13 +241,11 @@ def glide_windows(
         along = step / speed
         normal = np.array([-along[1], along[0]])
         velocity = speed * normal if across else speedup * step if kind == "fast" else step
-        if kind == "oscillate":
-            angle, half, phase = rng.uniform(0, 2 * np.pi), int(rng.integers(2, 5)), int(rng.integers(0, 8))
-            velocity = speed * np.array([np.cos(angle), np.sin(angle)])
         # beside the original's path; crossing it, ahead of or behind the stretch the original walks
         gap = 1.2 * max(fig.mask.shape)
         if kind == "oscillate":  # far enough aside that its swing never reaches the original
-            gap += 4 * speed
+            angle, half, phase = rng.uniform(0, 2 * np.pi), int(rng.integers(2, 5)), int(rng.integers(0, 8))
+            velocity, gap = speed * np.array([np.cos(angle), np.sin(angle)]), gap + 4 * speed
         start = fig.corner + side * ((gap + T * speed) * along if across else gap * normal)
         patch = frames[t][
             fig.corner[0] : fig.corner[0] + fig.mask.shape[0],
