@@ -55,8 +55,19 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
-def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write(tmp_path, monkeypatch):
-    """A SIGINT in the middle of torch.save is held until the file is whole, then raised as Ctrl-C."""
+@pytest.fixture
+def sigint():
+    """Set SIGINT's handler for one test (a suite started as a background job finds it ignored) and put
+    the one found back after."""
+    import signal
+
+    found = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, found)
+
+
+def _save_with_ctrl_c(monkeypatch, path, calls=None):
+    """atomic_torch_save of a small dict with a SIGINT sent to this process in the middle of torch.save."""
     import os
     import signal
 
@@ -68,13 +79,46 @@ def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write(tmp_path, monkeypa
 
     def save_interrupted(obj, f):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands mid-write
+        if calls is not None:
+            calls.append("written")
         real_save(obj, f)
 
-    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a background job (nohup, &), else Python's default
     monkeypatch.setattr(torch, "save", save_interrupted)
+    try:
+        _io.atomic_torch_save(path, {"w": torch.ones(3)})
+    finally:
+        monkeypatch.setattr(torch, "save", real_save)
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write(tmp_path, monkeypatch, sigint):
+    """A SIGINT in the middle of torch.save is held until the file is whole, then raised as Ctrl-C."""
+    import signal
+
+    import torch
+
+    sigint(signal.default_int_handler)
     path = tmp_path / "last.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        _io.atomic_torch_save(path, {"w": torch.ones(3)})
-    monkeypatch.setattr(torch, "save", real_save)
+        _save_with_ctrl_c(monkeypatch, path)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))  # complete, not torn
-    assert signal.getsignal(signal.SIGINT) is before  # the handler it found is back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler it found is back
+
+
+def test_a_held_ctrl_c_goes_to_the_handler_found_and_an_ignored_one_stays_ignored(
+    tmp_path, monkeypatch, sigint
+):
+    """A process that ignores SIGINT (a background job, nohup) is not stopped by one landing in a write;
+    a handler of the caller's own is called once, after the write."""
+    import signal
+
+    import torch
+
+    sigint(signal.SIG_IGN)
+    _save_with_ctrl_c(monkeypatch, tmp_path / "a.ckpt")  # no KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+    calls: list[str] = []
+    sigint(lambda signum, frame: calls.append("handler"))
+    _save_with_ctrl_c(monkeypatch, tmp_path / "b.ckpt", calls)
+    assert calls == ["written", "handler"]
+    assert torch.equal(torch.load(tmp_path / "b.ckpt", weights_only=True)["w"], torch.ones(3))

@@ -81,11 +81,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 @contextlib.contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise it.
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then deliver it to the
+    handler that was in place.
 
     torch.save's writer turns a KeyboardInterrupt raised in the middle of its zip stream into a
     RuntimeError ("unexpected pos"), which reads as a crash rather than the interruption it is; a
-    checkpoint a few milliseconds from done is also worth finishing. Only the main thread can do this.
+    checkpoint a few milliseconds from done is also worth finishing. A process that ignores SIGINT (a
+    background job of a shell without job control, nohup) keeps ignoring it here, and a handler of the
+    caller's own is the one called. Only the main thread can do this.
     """
     import signal
     import threading
@@ -93,14 +96,18 @@ def ctrl_c_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN or previous is None:  # ignored, or set outside Python: leave it be
+        yield
+        return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)  # Python's default handler raises KeyboardInterrupt from here
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
