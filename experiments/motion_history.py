@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
@@ -45,40 +46,93 @@ from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
 from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
-from stvad.motion import MotionModel, SwayPrior, frame_score, sway
+from stvad.motion import GRID, MAG_EDGES, MotionModel, SwayPrior, frame_score, grid_cells, sway
 from stvad.scoring import postprocess
 
 GLIDES = ("fast", "across", "back")  # the criterion's
-HELD = (*GLIDES, "oscillate")  # and the oscillating glide, judged beside it (the fourth criterion)
+# and the oscillating glide (the fourth criterion) and the standing one (the still term's), judged beside it
+HELD = (*GLIDES, "oscillate", "stand")
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
+STILL = (12, 20)  # the still term's foreground thresholds, grey levels (docs/discriminator.md, "Standing")
+STILL_K = 8  # flows over which a still pixel has not moved: the sway's
 
 
-def motion_rows(motion: MotionModel, priors: dict[int, SwayPrior], flows: list[np.ndarray]) -> dict:
+class StillPrior:
+    """Per cell, counts of foreground pixels (grey difference from the scene's background above
+    ``threshold``, 3x3 opening) that have not moved over the last flows (path below the flow's first edge)
+    and of those that have; a still foreground pixel's term is -log p(still | foreground, cell)."""
+
+    def __init__(self, bg: np.ndarray, threshold: float, up: int, alpha: float = 1.0):
+        self.bg, self.threshold, self.up = bg.astype(np.float32), float(threshold), int(up)
+        h, w = bg.shape[0] * up, bg.shape[1] * up
+        self.edge = float(MAG_EDGES[0] * min(h, w))
+        self.counts = np.full((GRID, GRID, 2), alpha)  # still, moving
+        self.ci, self.cj = grid_cells(h, w)
+
+    def masks(self, frame: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        diff = np.abs(frame.astype(np.float32) - self.bg).mean(axis=2) > self.threshold
+        fg = ndimage.binary_opening(diff).repeat(self.up, 0).repeat(self.up, 1)
+        path = np.hypot(*np.moveaxis(np.asarray(flows, np.float32), -1, 0)).sum(0)
+        return fg, path < self.edge
+
+    def fit(self, frame: np.ndarray, flows: list[np.ndarray]) -> None:
+        fg, still = self.masks(frame, flows)
+        for k, m in enumerate((fg & still, fg & ~still)):
+            np.add.at(self.counts[..., k], (self.ci[m], self.cj[m]), 1.0)
+
+    def finish(self) -> StillPrior:
+        cell = -np.log(self.counts[..., 0] / self.counts.sum(-1))
+        self.nll = cell[self.ci, self.cj].astype(np.float32)
+        return self
+
+    def terms(self, frame: np.ndarray, flows: list[np.ndarray]) -> np.ndarray:
+        fg, still = self.masks(frame, flows)
+        return np.where(fg & still, self.nll, np.float32(0))
+
+
+def motion_rows(
+    motion: MotionModel,
+    priors: dict[int, SwayPrior],
+    flows: list[np.ndarray],
+    frame: np.ndarray | None = None,
+    stills: dict[int, StillPrior] | None = None,
+) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
-    the last K flows (fewer where fewer are given)."""
+    the last K flows (fewer where fewer are given); with ``frame`` (the one judged) and ``stills``, the
+    flow, the sway over 8 and each still term summed."""
     ft = motion.prior.terms(flows[-1])
     row = {"flow": frame_score(ft, PATCH)}
     for k, prior in priors.items():
         st = prior.terms(sway(np.stack(flows[-k:])))
         row[f"sway{k}"] = frame_score(st, PATCH)
         row[f"flow+sway{k}"] = frame_score(ft + st, PATCH)  # one motion score: both models' -log p, summed
+        if k == STILL_K and stills:
+            for thr, still in stills.items():
+                row[f"flow+sway{k}+still{thr}"] = frame_score(ft + st + still.terms(frame, flows[-k:]), PATCH)
     return row
 
 
 def summary(files: list[str]) -> None:
     """The table of docs/discriminator.md: per set criterion / oscillating glide / test, and the rules'
     counts: above ``f2+flow`` on the criterion (the sway section's rule), and the fourth criterion's pass
-    (criterion at most 0.5 below ``f2+flow``'s and the oscillating glide at least 2 above)."""
+    (criterion at most 0.5 below ``f2+flow``'s and the oscillating glide at least 2 above). Files with the
+    standing glide also show it, and the still term's pass (criterion and oscillating glide at most 0.5
+    below ``f2+[flow+sway8]``'s, the standing glide at least 2 above)."""
     res = {Path(f).stem.removeprefix("motion_history_"): json.loads(Path(f).read_text()) for f in files}
     names = list(next(iter(res.values()))["configs"])
+    stand = all("stand" in r["configs"]["f2+flow"] for r in res.values())
+    cols = "criterion / oscillate / " + ("stand / " if stand else "") + "test"
     print(
         "| configuration | "
-        + " | ".join(f"{n}: criterion / oscillate / test" for n in res)
-        + " | above f2+flow | passes | mean of four |"
+        + " | ".join(f"{n}: {cols}" for n in res)
+        + " | above f2+flow | passes | "
+        + ("passes (still) | " if stand else "")
+        + "mean of four |"
     )
-    print("|" + "---|" * (len(res) + 4))
+    print("|" + "---|" * (len(res) + 4 + stand))
     base = {n: r["configs"]["f2+flow"] for n, r in res.items()}
+    sway8 = {n: r["configs"].get("f2+[flow+sway8]") for n, r in res.items()}
     for c in names:
         rows = {n: r["configs"][c] for n, r in res.items()}
         above = sum(rows[n]["criterion"] > base[n]["criterion"] for n in res)
@@ -87,13 +141,23 @@ def summary(files: list[str]) -> None:
             and rows[n].get("oscillate", np.nan) >= base[n].get("oscillate", np.nan) + 0.02
             for n in res
         )
-        four = [np.mean(list(rows[n]["glides"].values())) for n in res]
+        four = [np.mean([rows[n]["glides"][g] for g in HELD[:4]]) for n in res]
         cells = [
             f"{100 * x['criterion']:.2f} / {100 * x.get('oscillate', np.nan):.1f} / "
-            f"{100 * x['test']['all']:.1f}"
+            + (f"{100 * x['stand']:.1f} / " if stand else "")
+            + f"{100 * x['test']['all']:.1f}"
             for x in rows.values()
         ]
-        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} | {100 * np.mean(four):.2f} |")
+        still = ""
+        if stand:
+            held = sum(
+                rows[n]["criterion"] >= sway8[n]["criterion"] - 0.005
+                and rows[n]["oscillate"] >= sway8[n]["oscillate"] - 0.005
+                and rows[n]["stand"] >= sway8[n]["stand"] + 0.02
+                for n in res
+            )
+            still = f" {held} |"
+        print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
 
 
 def main(argv=None) -> None:
@@ -121,6 +185,8 @@ def main(argv=None) -> None:
     motion = MotionModel(cfg.data.size, sway=0)
     flow_shape = tuple(s * motion.up for s in cfg.data.size)
     priors = {k: SwayPrior(flow_shape) for k in a.ks}
+    scene = background(np.concatenate([clip_frames(*c) for c in train]))  # the still term's background
+    stills = {thr: StillPrior(scene, thr, motion.up) for thr in STILL} if STILL_K in a.ks else {}
     for src, start, stop in train:
         fr = clip_frames(src, start, stop)
         fl = [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
@@ -129,8 +195,11 @@ def main(argv=None) -> None:
             for k, prior in priors.items():
                 if i >= k - 1:
                     prior.fit(sway(np.stack(fl[i - k + 1 : i + 1])))
+            if i >= STILL_K - 1:
+                for still in stills.values():
+                    still.fit(fr[i + 1], fl[i - STILL_K + 1 : i + 1])
     motion.prior.finish()
-    for prior in priors.values():
+    for prior in [*priors.values(), *stills.values()]:
         prior.finish()
     print(f"priors fitted at {time.time() - t0:.0f} s", file=sys.stderr)
 
@@ -151,10 +220,10 @@ def main(argv=None) -> None:
                 continue
             wins = np.stack(wins)
             rec = {"f2": scorer.score_many(wins[:, -T - 1 : -1], wins[:, -1], 32)[0]["f2"]}
-            rows = [
-                motion_rows(motion, priors, [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)])
-                for w in wins
-            ]
+            rows = []
+            for w in wins:
+                flows = [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)]
+                rows.append(motion_rows(motion, priors, flows, w[-1], stills))
             rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -176,6 +245,9 @@ def main(argv=None) -> None:
             configs[f"f2+flow+sway{k}/{w:g}"] = (("f2", 1.0), ("flow", 1.0), (f"sway{k}", w))
         configs[f"[flow+sway{k}]"] = ((f"flow+sway{k}", 1.0),)
         configs[f"f2+[flow+sway{k}]"] = (("f2", 1.0), (f"flow+sway{k}", 1.0))
+    for thr in stills:
+        key = f"flow+sway{STILL_K}+still{thr}"
+        configs[f"[{key}]"], configs[f"f2+[{key}]"] = ((key, 1.0),), (("f2", 1.0), (key, 1.0))
 
     def combine(rec, parts):
         return sum(w * z(key)(rec[key]) for key, w in parts)
@@ -199,7 +271,7 @@ def main(argv=None) -> None:
         fr = np.stack(list(scorer.frames(v.source)))
         sc = scorer.score_frames(iter(fr), name=v.name)
         fl = [None] + [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
-        rows = [motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1]) for i in sc.index]
+        rows = [motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[i], stills) for i in sc.index]
         recs.append({"f2": sc.scores["f2"], **{key: np.array([r[key] for r in rows]) for key in rows[0]}})
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
@@ -211,9 +283,16 @@ def main(argv=None) -> None:
     for name in configs:
         c = float(np.mean([crit[name][g] for g in GLIDES]))
         test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
-        out[name] = {"criterion": c, "oscillate": crit[name]["oscillate"], "glides": crit[name], "test": test}
+        out[name] = {
+            "criterion": c,
+            "oscillate": crit[name]["oscillate"],
+            "stand": crit[name]["stand"],
+            "glides": crit[name],
+            "test": test,
+        }
         print(
-            f"{name:22} criterion {100 * c:6.2f} oscillate {100 * crit[name]['oscillate']:6.2f}  "
+            f"{name:26} criterion {100 * c:6.2f} oscillate {100 * crit[name]['oscillate']:6.2f} "
+            f"stand {100 * crit[name]['stand']:6.2f}  "
             + " ".join(f"{k} {100 * x:.1f}" for k, x in test.items())
         )
     if a.json:

@@ -114,10 +114,11 @@ def bright_centres(frame: np.ndarray) -> list[np.ndarray]:
     return sorted(ndimage.center_of_mass(frame[..., 0] == 220, lab, range(1, k + 1)))
 
 
-def test_a_glide_adds_a_copy_of_the_figure_beside_it_fast_across_or_stepping_back() -> None:
+def test_a_glide_adds_a_copy_of_the_figure_beside_it_fast_across_stepping_back_or_standing() -> None:
     frames, T = walking_square(28), 4  # the square steps 2 pixels a frame to the right, all in view
     bg = np.full((64, 64, 1), 40, np.uint8)
-    for kind, spec in (("fast", PseudoSpec(speeds=(3,))), ("across", PseudoSpec()), ("back", PseudoSpec())):
+    kinds = (("fast", PseudoSpec(speeds=(3,))), *((k, PseudoSpec()) for k in ("across", "back", "stand")))
+    for kind, spec in kinds:
         wins = list(glide_windows(frames, T, spec, bg=bg, kind=kind))
         assert wins
         for t, past, pseudo_past, target in wins:
@@ -131,9 +132,12 @@ def test_a_glide_adds_a_copy_of_the_figure_beside_it_fast_across_or_stepping_bac
                 assert len(centres) == 1  # one copy, apart from the original
                 copies.append(np.asarray(centres[0]))
             steps = np.diff(np.asarray(copies), axis=0)
-            want = {"fast": [[0, 6]] * T, "across": [[2, 0]] * T, "back": [[0, 2]] * (T - 1) + [[0, -2]]}[
-                kind
-            ]
+            want = {
+                "fast": [[0, 6]] * T,
+                "across": [[2, 0]] * T,
+                "back": [[0, 2]] * (T - 1) + [[0, -2]],
+                "stand": [[0, 0]] * T,
+            }[kind]
             if kind == "across":  # up or down
                 steps = np.abs(steps)
             np.testing.assert_allclose(steps * np.sign(steps[0, 1] or 1), want, atol=1.0)  # (rows, cols)

@@ -168,7 +168,7 @@ def moving_side(clips: list[np.ndarray], threshold: float = 12.0, step: int = 4,
 
 
 GLIDES = ("fast", "across", "back")  # the third criterion's (docs/discriminator.md)
-GLIDE_KINDS = (*GLIDES, "oscillate")
+GLIDE_KINDS = (*GLIDES, "oscillate", "stand")
 
 
 def background(frames: np.ndarray) -> np.ndarray:
@@ -218,7 +218,8 @@ def glide_windows(
     of (or behind) the stretch the original walks in the window; ``oscillate`` in place, back and forth at
     its speed along a direction drawn at random, turning every 2, 3 or 4 frames (drawn), from a random
     phase: every step looks like a walker's, and over a few frames it goes nowhere (someone jumping,
-    waving, pacing or fighting)."""
+    waving, pacing or fighting); ``stand`` still, 1.2 figure sizes aside, in every frame (someone who stops,
+    falls or lies down where people walk)."""
     n, h, w = frames.shape[:3]
     bg = background(frames) if bg is None else bg
     if kind not in GLIDE_KINDS:
@@ -241,6 +242,8 @@ def glide_windows(
         along = step / speed
         normal = np.array([-along[1], along[0]])
         velocity = speed * normal if across else speedup * step if kind == "fast" else step
+        if kind == "stand":
+            velocity = np.zeros(2)
         # beside the original's path; crossing it, ahead of or behind the stretch the original walks
         gap = 1.2 * max(fig.mask.shape)
         if kind == "oscillate":  # far enough aside that its swing never reaches the original
