@@ -54,30 +54,38 @@ GLIDES = ("fast", "across", "back")  # the criterion's
 HELD = (*GLIDES, "oscillate", "stand")
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
-STILL = (12, 20)  # the still term's foreground thresholds, grey levels (docs/discriminator.md, "Standing")
-STILL_K = 8  # flows over which a still pixel has not moved: the sway's
+# the still term's candidates: name -> foreground threshold (grey levels) and how "still" is read, from the
+# flows' path or from the frames' differences (docs/discriminator.md, "Standing still")
+STILL = {"still12": (12, "path"), "still20": (20, "path"), "still20d": (20, "diff")}
+STILL_K = 8  # flows (frames) over which a still pixel has not moved: the sway's
+STILL_DIFF = 8  # grey levels a still pixel may change by, against each of the last STILL_K frames ("diff")
 
 
 class StillPrior:
     """Per cell, counts of foreground pixels (grey difference from the scene's background above
-    ``threshold``, 3x3 opening) that have not moved over the last flows (path below the flow's first edge)
-    and of those that have; a still foreground pixel's term is -log p(still | foreground, cell)."""
+    ``threshold``, 3x3 opening) that have not moved over the last flows (``how`` "path": path below the
+    flow's first edge; "diff": within STILL_DIFF grey levels of each of the last STILL_K frames) and of
+    those that have; a still foreground pixel's term is -log p(still | foreground, cell)."""
 
-    def __init__(self, bg: np.ndarray, threshold: float, up: int, alpha: float = 1.0):
-        self.bg, self.threshold, self.up = bg.astype(np.float32), float(threshold), int(up)
+    def __init__(self, bg: np.ndarray, threshold: float, up: int, how: str = "path", alpha: float = 1.0):
+        self.bg, self.threshold, self.up, self.how = bg.astype(np.float32), float(threshold), int(up), how
         h, w = bg.shape[0] * up, bg.shape[1] * up
         self.edge = float(MAG_EDGES[0] * min(h, w))
         self.counts = np.full((GRID, GRID, 2), alpha)  # still, moving
         self.ci, self.cj = grid_cells(h, w)
 
-    def masks(self, frame: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        diff = np.abs(frame.astype(np.float32) - self.bg).mean(axis=2) > self.threshold
-        fg = ndimage.binary_opening(diff).repeat(self.up, 0).repeat(self.up, 1)
+    def masks(self, frames: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``frames`` end with the one judged, ``flows`` with the one into it."""
+        grey = frames.astype(np.float32).mean(axis=3)
+        up = lambda m: m.repeat(self.up, 0).repeat(self.up, 1)  # noqa: E731
+        fg = up(ndimage.binary_opening(np.abs(grey[-1] - self.bg.mean(axis=2)) > self.threshold))
+        if self.how == "diff":
+            return fg, up(np.abs(grey[-STILL_K - 1 : -1] - grey[-1]).max(0) < STILL_DIFF)
         path = np.hypot(*np.moveaxis(np.asarray(flows, np.float32), -1, 0)).sum(0)
         return fg, path < self.edge
 
-    def fit(self, frame: np.ndarray, flows: list[np.ndarray]) -> None:
-        fg, still = self.masks(frame, flows)
+    def fit(self, frames: np.ndarray, flows: list[np.ndarray]) -> None:
+        fg, still = self.masks(frames, flows)
         for k, m in enumerate((fg & still, fg & ~still)):
             np.add.at(self.counts[..., k], (self.ci[m], self.cj[m]), 1.0)
 
@@ -86,8 +94,8 @@ class StillPrior:
         self.nll = cell[self.ci, self.cj].astype(np.float32)
         return self
 
-    def terms(self, frame: np.ndarray, flows: list[np.ndarray]) -> np.ndarray:
-        fg, still = self.masks(frame, flows)
+    def terms(self, frames: np.ndarray, flows: list[np.ndarray]) -> np.ndarray:
+        fg, still = self.masks(frames, flows)
         return np.where(fg & still, self.nll, np.float32(0))
 
 
@@ -95,12 +103,12 @@ def motion_rows(
     motion: MotionModel,
     priors: dict[int, SwayPrior],
     flows: list[np.ndarray],
-    frame: np.ndarray | None = None,
-    stills: dict[int, StillPrior] | None = None,
+    frames: np.ndarray | None = None,
+    stills: dict[str, StillPrior] | None = None,
 ) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
-    the last K flows (fewer where fewer are given); with ``frame`` (the one judged) and ``stills``, the
-    flow, the sway over 8 and each still term summed."""
+    the last K flows (fewer where fewer are given); with ``frames`` (ending with the one judged) and
+    ``stills``, the flow, the sway over 8 and each still term summed."""
     ft = motion.prior.terms(flows[-1])
     row = {"flow": frame_score(ft, PATCH)}
     for k, prior in priors.items():
@@ -108,8 +116,8 @@ def motion_rows(
         row[f"sway{k}"] = frame_score(st, PATCH)
         row[f"flow+sway{k}"] = frame_score(ft + st, PATCH)  # one motion score: both models' -log p, summed
         if k == STILL_K and stills:
-            for thr, still in stills.items():
-                row[f"flow+sway{k}+still{thr}"] = frame_score(ft + st + still.terms(frame, flows[-k:]), PATCH)
+            for name, still in stills.items():
+                row[f"flow+sway{k}+{name}"] = frame_score(ft + st + still.terms(frames, flows[-k:]), PATCH)
     return row
 
 
@@ -186,7 +194,8 @@ def main(argv=None) -> None:
     flow_shape = tuple(s * motion.up for s in cfg.data.size)
     priors = {k: SwayPrior(flow_shape) for k in a.ks}
     scene = background(np.concatenate([clip_frames(*c) for c in train]))  # the still term's background
-    stills = {thr: StillPrior(scene, thr, motion.up) for thr in STILL} if STILL_K in a.ks else {}
+    stills = {n: StillPrior(scene, thr, motion.up, how) for n, (thr, how) in STILL.items()}
+    stills = stills if STILL_K in a.ks else {}
     for src, start, stop in train:
         fr = clip_frames(src, start, stop)
         fl = [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
@@ -197,7 +206,7 @@ def main(argv=None) -> None:
                     prior.fit(sway(np.stack(fl[i - k + 1 : i + 1])))
             if i >= STILL_K - 1:
                 for still in stills.values():
-                    still.fit(fr[i + 1], fl[i - STILL_K + 1 : i + 1])
+                    still.fit(fr[i + 1 - STILL_K : i + 2], fl[i - STILL_K + 1 : i + 1])
     motion.prior.finish()
     for prior in [*priors.values(), *stills.values()]:
         prior.finish()
@@ -223,7 +232,7 @@ def main(argv=None) -> None:
             rows = []
             for w in wins:
                 flows = [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)]
-                rows.append(motion_rows(motion, priors, flows, w[-1], stills))
+                rows.append(motion_rows(motion, priors, flows, w, stills))
             rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -245,8 +254,8 @@ def main(argv=None) -> None:
             configs[f"f2+flow+sway{k}/{w:g}"] = (("f2", 1.0), ("flow", 1.0), (f"sway{k}", w))
         configs[f"[flow+sway{k}]"] = ((f"flow+sway{k}", 1.0),)
         configs[f"f2+[flow+sway{k}]"] = (("f2", 1.0), (f"flow+sway{k}", 1.0))
-    for thr in stills:
-        key = f"flow+sway{STILL_K}+still{thr}"
+    for name in stills:
+        key = f"flow+sway{STILL_K}+{name}"
         configs[f"[{key}]"], configs[f"f2+[{key}]"] = ((key, 1.0),), (("f2", 1.0), (key, 1.0))
 
     def combine(rec, parts):
@@ -271,7 +280,10 @@ def main(argv=None) -> None:
         fr = np.stack(list(scorer.frames(v.source)))
         sc = scorer.score_frames(iter(fr), name=v.name)
         fl = [None] + [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
-        rows = [motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[i], stills) for i in sc.index]
+        rows = [
+            motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills)
+            for i in sc.index
+        ]
         recs.append({"f2": sc.scores["f2"], **{key: np.array([r[key] for r in rows]) for key in rows[0]}})
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
