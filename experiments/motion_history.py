@@ -55,8 +55,15 @@ HELD = (*GLIDES, "oscillate", "stand")
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
 # the still term's candidates: name -> foreground threshold (grey levels) and how "still" is read, from the
-# flows' path or from the frames' differences (docs/discriminator.md, "Standing still")
-STILL = {"still12": (12, "path"), "still20": (20, "path"), "still20d": (20, "diff")}
+# flows' path or from the frames' differences, against the scene's background or the clip's own ("c")
+# (docs/discriminator.md, "Standing still" and "A clip's own background")
+STILL = {
+    "still12": (12, "path"),
+    "still20": (20, "path"),
+    "still20d": (20, "diff"),
+    "still12c": (12, "diff"),
+    "still20c": (20, "diff"),
+}
 STILL_K = 8  # flows (frames) over which a still pixel has not moved: the sway's
 STILL_DIFF = 8  # grey levels a still pixel may change by, against each of the last STILL_K frames ("diff")
 
@@ -69,10 +76,16 @@ class StillPrior:
 
     def __init__(self, bg: np.ndarray, threshold: float, up: int, how: str = "path", alpha: float = 1.0):
         self.bg, self.threshold, self.up, self.how = bg.astype(np.float32), float(threshold), int(up), how
+        self.clip = False  # True: the background is the clip's own, set by clip_background
         h, w = bg.shape[0] * up, bg.shape[1] * up
         self.edge = float(MAG_EDGES[0] * min(h, w))
         self.counts = np.full((GRID, GRID, 2), alpha)  # still, moving
         self.ci, self.cj = grid_cells(h, w)
+
+    def clip_background(self, bg: np.ndarray) -> None:
+        """The background of the clip about to be fitted or scored (a "c" candidate's)."""
+        if self.clip:
+            self.bg = bg.astype(np.float32)
 
     def masks(self, frames: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` end with the one judged, ``flows`` with the one into it."""
@@ -196,8 +209,12 @@ def main(argv=None) -> None:
     scene = background(np.concatenate([clip_frames(*c) for c in train]))  # the still term's background
     stills = {n: StillPrior(scene, thr, motion.up, how) for n, (thr, how) in STILL.items()}
     stills = stills if STILL_K in a.ks else {}
+    for n, still in stills.items():
+        still.clip = n.endswith("c")
     for src, start, stop in train:
         fr = clip_frames(src, start, stop)
+        for still in stills.values():
+            still.clip_background(background(fr))
         fl = [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
         for i, f in enumerate(fl):
             motion.prior.fit(f)
@@ -220,6 +237,8 @@ def main(argv=None) -> None:
         fr = clip_frames(src, start, stop)
         groups = {"normal": [fr[t - K : t + 1] for t in range(K, len(fr))]}
         bg = background(clip_frames(src, 0, stop))
+        for still in stills.values():
+            still.clip_background(bg)
         for g in HELD:
             groups[g] = [
                 np.concatenate([w[2], w[3][None]]) for w in glide_windows(fr, K, spec, ci, bg, kind=g)
@@ -280,6 +299,8 @@ def main(argv=None) -> None:
         fr = np.stack(list(scorer.frames(v.source)))
         sc = scorer.score_frames(iter(fr), name=v.name)
         fl = [None] + [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
+        for still in stills.values():
+            still.clip_background(background(fr))
         rows = [
             motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills)
             for i in sc.index
