@@ -139,7 +139,8 @@ def summary(files: list[str]) -> None:
     counts: above ``f2+flow`` on the criterion (the sway section's rule), and the fourth criterion's pass
     (criterion at most 0.5 below ``f2+flow``'s and the oscillating glide at least 2 above). Files with the
     standing glide also show it, and the still term's pass (criterion and oscillating glide at most 0.5
-    below ``f2+[flow+sway8]``'s, the standing glide at least 2 above)."""
+    below ``f2+[flow+sway8]``'s, the standing glide at least 2 above) and the fused scores' pass (the mean
+    of all five held-out glides at least 0.5 above ``f2+[flow+sway8]``'s, none of them more than 2 below)."""
     res = {Path(f).stem.removeprefix("motion_history_"): json.loads(Path(f).read_text()) for f in files}
     names = list(next(iter(res.values()))["configs"])
     stand = all("stand" in r["configs"]["f2+flow"] for r in res.values())
@@ -148,10 +149,10 @@ def summary(files: list[str]) -> None:
         "| configuration | "
         + " | ".join(f"{n}: {cols}" for n in res)
         + " | above f2+flow | passes | "
-        + ("passes (still) | " if stand else "")
+        + ("passes (still) | passes (five) | mean of five | " if stand else "")
         + "mean of four |"
     )
-    print("|" + "---|" * (len(res) + 4 + stand))
+    print("|" + "---|" * (len(res) + 4 + 3 * stand))
     base = {n: r["configs"]["f2+flow"] for n, r in res.items()}
     sway8 = {n: r["configs"].get("f2+[flow+sway8]") for n, r in res.items()}
     for c in names:
@@ -177,7 +178,13 @@ def summary(files: list[str]) -> None:
                 and rows[n]["stand"] >= sway8[n]["stand"] + 0.02
                 for n in res
             )
-            still = f" {held} |"
+            five = lambda r: np.mean([r["glides"][g] for g in HELD])  # noqa: E731
+            fused = sum(
+                five(rows[n]) >= five(sway8[n]) + 0.005
+                and min(rows[n]["glides"][g] - sway8[n]["glides"][g] for g in HELD) >= -0.02
+                for n in res
+            )
+            still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
 
 
@@ -276,17 +283,25 @@ def main(argv=None) -> None:
     for name in stills:
         key = f"flow+sway{STILL_K}+{name}"
         configs[f"[{key}]"], configs[f"f2+[{key}]"] = ((key, 1.0),), (("f2", 1.0), (key, 1.0))
+    # the larger of the two standardised scores instead of their sum ("either fires"; docs/discriminator.md,
+    # "The larger of f2 and the motion score")
+    maxed = set()
+    for key in [f"flow+sway{STILL_K}", *(f"flow+sway{STILL_K}+{n}" for n in stills if n == "still12c")]:
+        if STILL_K in a.ks:
+            configs[f"f2|[{key}]"] = (("f2", 1.0), (key, 1.0))
+            maxed.add(f"f2|[{key}]")
 
-    def combine(rec, parts):
-        return sum(w * z(key)(rec[key]) for key, w in parts)
+    def combine(rec, name):
+        terms = [w * z(key)(rec[key]) for key, w in configs[name]]
+        return functools.reduce(np.maximum, terms) if name in maxed else sum(terms)
 
     crit = {}
-    for name, parts in configs.items():
+    for name in configs:
         row = {}
         for g in HELD:
             clips = [ci for ci in held[g] if ci in held["normal"]]
             s = [
-                np.concatenate([combine(held["normal"][ci], parts), combine(held[g][ci], parts)])
+                np.concatenate([combine(held["normal"][ci], name), combine(held[g][ci], name)])
                 for ci in clips
             ]
             y = [np.repeat([0, 1], [len(held["normal"][ci]["f2"]), len(held[g][ci]["f2"])]) for ci in clips]
@@ -309,7 +324,7 @@ def main(argv=None) -> None:
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
     print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
-    scores = {name: [combine(r, parts) for r in recs] for name, parts in configs.items()}
+    scores = {name: [combine(r, name) for r in recs] for name in configs}
     events = read_events(a.data)
     by_type = by_event_type(events, ds.test, index, scores, labels, norm) if events else {}
     out = {}
