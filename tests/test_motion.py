@@ -54,7 +54,16 @@ def test_flow_finds_the_flying_square_and_f2_flow_adds_the_standardised_scores(s
     # the weight is a score setting: a larger one leans further on the flow
     scorer.cfg = scorer.cfg.with_score(["score.flow_weight=3"])
     heavier = scorer.score_source(video.source).scores["f2+flow"]
-    np.testing.assert_allclose(heavier - got.scores["f2+flow"], 2 * (got.scores["flow"] - mf) / sf, atol=1e-5)
+    np.testing.assert_allclose(heavier - got.scores["f2+flow"], 2 * (got.scores["flow"] - mf) / sf, atol=1e-4)
+    # so is the fusion: "max" takes the larger of the two standardised scores, frame by frame
+    scorer.cfg = scorer.cfg.with_score(["score.flow_weight=1", "score.fusion=max"])
+    larger = scorer.score_source(video.source).scores["f2+flow"]
+    parts = (got.scores["f2"] - mb) / sb, (got.scores["flow"] - mf) / sf
+    np.testing.assert_allclose(larger, np.maximum(*parts), rtol=0, atol=1e-4)
+    assert (parts[0] > parts[1]).any() and (parts[1] > parts[0]).any()  # both parts win somewhere
+    scorer.cfg = scorer.cfg.with_score(["score.fusion=mean"])
+    with pytest.raises(StvadError, match="score.fusion"):
+        scorer.score_source(video.source)
 
 
 def test_the_f2_flow_map_shows_the_flow_where_the_square_flies(square_run, square_data):
@@ -191,6 +200,7 @@ def test_an_f2_flow_detector_trains_calibrates_alarms_and_exports(square_data, t
     )
     cal = json.loads((run / "calibration.json").read_text())
     assert cal["variant"] == "f2+flow" and cal["score"]["aggregate"] == "patch-max"
+    assert cal["score"]["fusion"] == det.config.score.fusion  # how alarms join f2 and the flow, recorded
     assert scale_key(det.config.score, det.engine.step) in read_motion(run).scales["f2"]
     result = det.score(square_data / "test" / "t")
     assert np.isfinite(result.score).all() and result.variant == "f2+flow"

@@ -30,7 +30,10 @@ CALIBRATION_FILE = "calibration.json"
 # of people moving, so a threshold fitted on a quiet stretch of footage fires all through a busy one; the
 # worst window measures the most abnormal place. Chosen on normal footage (bench/footage_alarms.py).
 ALARM_SCORE = ("score.aggregate=patch-max", "score.patch=0.5")
-ALARM_KEYS = ("aggregate", "patch", "causal_window")  # what a calibration records and alarms then use
+# what a calibration records and alarms then use (a calibration without a key leaves the run's setting);
+# the flow's two only for a score that reads the flow
+FLOW_KEYS = ("flow_weight", "fusion")
+ALARM_KEYS = ("aggregate", "patch", "causal_window", *FLOW_KEYS)
 
 
 def fit_motion(
@@ -127,9 +130,10 @@ def calibrate(
             for src, start, stop in clips
         ]
     )
+    keys = [k for k in ALARM_KEYS if cfg.score.variant in NEEDS_FLOW or k not in FLOW_KEYS]
     cal = {
         "variant": cfg.score.variant,
-        "score": {k: getattr(cfg.score, k) for k in ALARM_KEYS},
+        "score": {k: getattr(cfg.score, k) for k in keys},
         "quantile": q,
         "threshold": float(np.quantile(normal, q)),
         "normal_mean": float(normal.mean()),

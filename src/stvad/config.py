@@ -101,6 +101,7 @@ class TrainConfig:
 class ScoreConfig:
     variant: str = "full"  # full | only-stn | psnr | dmap | f2 | flow | f2+flow (stvad.scoring)
     flow_weight: float = 1.0  # f2+flow: the weight of the standardised flow score beside the standardised f2
+    fusion: str = "sum"  # f2+flow: the two standardised scores added (sum) or the larger taken (max)
     f2_reduce: str = "mean"  # channel reduction of |F2(xi) - F2(G(x))|: mean | max | l2
     upsample: str = "bilinear"  # F2 difference to frame size: bilinear | nearest
     aggregate: str = "sum"  # pixel terms -> frame score: sum (eq. 4) | patch-max (worst window)

@@ -220,10 +220,10 @@ class WindowEngine:
                 out[v], maps[v] = flow, fmap
             elif v == "f2+flow":
                 bs = self.motion.f2_scale(self.cfg.score, self.step)
-                w = self.cfg.score.flow_weight
-                out[v] = combine_flow(scores["f2"].cpu().double(), flow, bs, fs, w)
+                w, how = self.cfg.score.flow_weight, self.cfg.score.fusion
+                out[v] = combine_flow(scores["f2"].cpu().double(), flow, bs, fs, w, how)
                 # no means in a map
-                maps[v] = combine_flow(maps["f2"].cpu().float(), fmap, (0.0, bs[1]), (0.0, fs[1]), w)
+                maps[v] = combine_flow(maps["f2"].cpu().float(), fmap, (0.0, bs[1]), (0.0, fs[1]), w, how)
             else:
                 out[v] = scores[v]
         return out, maps

@@ -16,8 +16,9 @@ Named variants, all computed by :func:`score_batch` from the same pass:
 
 Two more need the run's motion model (:mod:`stvad.motion`, not in the paper), beside G's pass:
 - ``flow``: how rare the frame's optical flow is where it occurs, under the normal training clips' flow.
-- ``f2+flow``: ``f2`` and ``flow`` added, each standardised on the held-out normal clips, the flow weighted
-  by ``score.flow_weight`` (:func:`combine_flow`).
+- ``f2+flow``: ``f2`` and ``flow``, each standardised on the held-out normal clips, the flow weighted by
+  ``score.flow_weight``, added (``score.fusion`` ``sum``) or the larger of the two (``max``: either score
+  alone can raise the frame; :func:`combine_flow`).
 
 Defaults for the choices the paper leaves open (``ScoreConfig``): the F2 difference is reduced over
 channels by the mean, which keeps its scale independent of the discriminator's width and lets no single
@@ -47,6 +48,7 @@ from stvad.config import ScoreConfig
 from stvad.errors import StvadError
 
 VARIANTS = ("full", "only-stn", "psnr", "dmap", "f2", "flow", "f2+flow")
+FUSIONS = ("sum", "max")  # score.fusion: how f2+flow joins its two standardised scores
 NEEDS_FLOW = ("flow", "f2+flow")  # need the run's motion model (stvad.motion)
 NEEDS_D = ("full", "dmap", "f2", "f2+flow")  # the others are the generator's alone: scoring them skips D
 NEEDS_D_MAP = ("full", "dmap")  # f2 needs only D's first two layers: scoring it alone skips the rest of D
@@ -228,11 +230,17 @@ def model_variants(variants: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(need))
 
 
-def combine_flow(f2: np.ndarray, flow: np.ndarray, f2_scale, flow_scale, weight: float) -> np.ndarray:
-    """``f2+flow``: (f2 - mean) / deviation + weight x (flow - mean) / deviation, each score's (mean,
-    deviation) on the run's held-out normal clips. The maps are combined by it too, with means of 0."""
+def combine_flow(
+    f2: np.ndarray, flow: np.ndarray, f2_scale, flow_scale, weight: float, fusion: str = "sum"
+) -> np.ndarray:
+    """``f2+flow``: (f2 - mean) / deviation and weight x (flow - mean) / deviation, each score's (mean,
+    deviation) on the run's held-out normal clips, added (``fusion`` "sum") or the larger one ("max").
+    Takes numpy arrays or torch tensors. The maps are combined by it too, with means of 0."""
     (mb, sb), (mf, sf) = f2_scale, flow_scale
-    return (f2 - mb) / sb + weight * (flow - mf) / sf
+    a, b = (f2 - mb) / sb, weight * (flow - mf) / sf
+    if _choice(fusion, FUSIONS, "score.fusion") == "sum":
+        return a + b
+    return np.maximum(a, b) if isinstance(a, np.ndarray) else a.maximum(b)
 
 
 def normalise(scores: Sequence[np.ndarray], method: str) -> list[np.ndarray]:
