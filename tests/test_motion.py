@@ -210,3 +210,67 @@ def test_an_f2_flow_detector_trains_calibrates_alarms_and_exports(square_data, t
     frames = list(open_dataset(square_data).test[0].source.frames(det.config.data.size, 1))
     got = score_frames(engine, frames, chunk=8).scores["f2+flow"]
     np.testing.assert_allclose(got, score_frames(det.engine, frames).scores["f2+flow"], rtol=0, atol=1e-3)
+
+
+def _square_clip(xs: list[int], seed: int) -> list[np.ndarray]:
+    """32x32 grey frames (uint8, (H, W, 1)): a bright 4x4 square on row 12 at each x of ``xs``, on a fixed
+    textured ground (where DIS finds no flow) with a little sensor noise."""
+    rng, ground = np.random.default_rng(seed), np.random.default_rng(0).uniform(60, 140, (32, 32))
+    out = []
+    for x in xs:
+        f = ground + rng.normal(0, 0.5, (32, 32))
+        f[12:16, x : x + 4] = 200
+        out.append(f.clip(0, 255).astype(np.uint8)[..., None])
+    return out
+
+
+def test_the_still_term_finds_a_figure_that_stops_where_figures_only_move(tmp_path):
+    """Squares only ever cross the frame in training; one that stops is still foreground there: with the
+    still term its frames outscore those where it moves, without it they are the quietest of the clip.
+    The term is fitted and saved with the model, and needs a background (none: no term)."""
+    walk = [list(range(0, 28, 2)) for _ in range(4)]
+    train = [_square_clip(xs, s) for s, xs in enumerate(walk)]
+    # moves 8 frames, stands 12, moves on, and another crosses: the clip's median is the empty scene
+    stops = [*range(0, 16, 2), *[16] * 12, *range(18, 28, 2), *range(0, 28, 2)]
+    test = _square_clip(stops, 9)
+    with_still = MotionModel((32, 32), still=12).fit(train)
+    without = MotionModel((32, 32)).fit(train)
+    a, b = np.array(with_still.score_clip(test)), np.array(without.score_clip(test))
+    # score_clip's scores start at frame 1; the square has stood for 8 frames from frame 16 to frame 19
+    standing, moving = np.arange(16, 20) - 1, np.arange(1, 8) - 1
+    assert a[standing].min() > a[moving].max()
+    assert b[standing].max() < b[moving].min()
+    # the term alone is what differs, and only where the square has stood long enough
+    np.testing.assert_allclose(a[moving], b[moving], rtol=1e-6)
+    # saved and read back, the model scores alike; an old file without the term reads as without it
+    path = tmp_path / MOTION_FILE
+    with_still.save(path)
+    back = MotionModel.load(path)
+    assert back.still == 12 and back.frames_needed == 9
+    np.testing.assert_allclose(back.score_clip(test), a, rtol=1e-6)
+    d = json.loads(path.read_text())
+    del d["still"], d["still_counts"]
+    assert MotionModel.from_dict(d).still_prior is None
+    # without a background (a window scored alone) there is no still term
+    flows = [with_still.flow(test[i - 1], test[i]) for i in range(11, 19)]
+    assert with_still.score_flows(flows, test[10:19], None)[0] == pytest.approx(without.score_flows(flows)[0])
+
+
+def test_a_run_scores_the_still_term_against_the_sources_median_or_a_running_one(
+    square_run, square_data, tmp_path
+):
+    """fit_motion fits the still term when asked and the run then scores with it: a whole source against
+    its own median, as MotionModel.score_clip does, and a stream without a fixed background against a
+    running median (so its scores differ)."""
+    run = tmp_path / "run"
+    shutil.copytree(square_run, run)
+    motion = fit_motion(run, still=12)  # a model without the term is refitted with it
+    assert read_motion(run).still == 12 and motion.frames_needed == 9
+    scorer = Scorer.from_run(run, variants=("flow",))
+    video = open_dataset(square_data).test[0]
+    frames = list(scorer.frames(video.source))
+    whole = scorer.score_source(video.source).scores["flow"]
+    np.testing.assert_allclose(whole, motion.score_clip(frames, first=scorer.T), rtol=1e-5)
+    assert scorer.engine.background is None  # the source's background is not kept for the next source
+    stream = scorer.score_frames(iter(frames)).scores["flow"]
+    assert np.isfinite(stream).all() and not np.allclose(stream, whole)

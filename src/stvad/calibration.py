@@ -42,14 +42,16 @@ def fit_motion(
     which: str = "best",
     refit: bool = False,
     scorer: Scorer | None = None,
+    still: float | None = None,
 ) -> MotionModel:
     """Fit what the run's motion model lacks and store it in ``RUN/motion.json``; returns the model.
 
     The prior counts the flows between consecutive frames of the run's training clips (the held-out tails
     left out). The standardisers are the mean and deviation, over the frames of the held-out normal clips
     that get a score, of the flow's score and of ``f2`` for the checkpoint ``which`` and each of
-    ``score_sets`` (``score.KEY=VALUE`` lists: by default the run's own scoring and the alarms'). A model
-    already fitted is kept and only missing standardisers are added, unless ``refit``.
+    ``score_sets`` (``score.KEY=VALUE`` lists: by default the run's own scoring and the alarms'). ``still``
+    is the still term's threshold (None: the run's ``score.still``). A model already fitted with the same
+    still term is kept and only missing standardisers are added, unless ``refit``.
     """
     run_dir = Path(run_dir)
     # f2 alone, on the modules of the scorer given (which then uses the model fitted here)
@@ -57,9 +59,11 @@ def fit_motion(
     cfg, size = f2.cfg, f2.cfg.data.size
     motion = None if refit else f2.engine.motion
     train, val = f2.clips()
-    fitted = motion is None or tuple(motion.size) != tuple(size)  # whether there is anything to write
+    still = cfg.score.still if still is None else float(still)
+    # whether there is anything to write
+    fitted = motion is None or tuple(motion.size) != tuple(size) or motion.still != still
     if fitted:
-        motion = MotionModel(size).fit(f2.frames(*c) for c in train)
+        motion = MotionModel(size, still=still).fit(f2.frames(*c) for c in train)
         flow = []
         for src, start, stop in val:
             flow += motion.score_clip(list(f2.frames(src, start, stop)), first=f2.T)

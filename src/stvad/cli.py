@@ -119,7 +119,7 @@ def _cmd_fit_motion(a: argparse.Namespace) -> int:
     from stvad.calibration import ALARM_SCORE, fit_motion
 
     sets = ((), ALARM_SCORE, *([a.set] if a.set else []))
-    m = fit_motion(a.run, score_sets=sets, which=a.which, refit=a.refit)
+    m = fit_motion(a.run, score_sets=sets, which=a.which, refit=a.refit, still=a.still)
     mu, sd = m.scales["flow"]
     print(
         f"motion model in {Path(a.run) / 'motion.json'}: flow score {mu:.4g} +- {sd:.4g} on held-out normal "
@@ -318,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("run", help="a training run folder")
     fm.add_argument("--which", default="best", choices=("best", "last"), help="the checkpoint to standardise")
     fm.add_argument("--refit", action="store_true", help="fit the flow histogram again")
+    fm.add_argument(
+        "--still",
+        type=float,
+        help="the still-foreground term's threshold in grey levels, 0: none (default: the run's score.still)",
+    )
     fm.add_argument(
         "--set",
         action="append",

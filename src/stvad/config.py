@@ -102,6 +102,9 @@ class ScoreConfig:
     variant: str = "full"  # full | only-stn | psnr | dmap | f2 | flow | f2+flow (stvad.scoring)
     flow_weight: float = 1.0  # f2+flow: the weight of the standardised flow score beside the standardised f2
     fusion: str = "sum"  # f2+flow: the two standardised scores added (sum) or the larger taken (max)
+    # the motion model's still-foreground term (stvad.motion): its threshold in grey levels, 0 off; fitted
+    # into RUN/motion.json by fit_motion, which then scores with it
+    still: float = 0.0
     f2_reduce: str = "mean"  # channel reduction of |F2(xi) - F2(G(x))|: mean | max | l2
     upsample: str = "bilinear"  # F2 difference to frame size: bilinear | nearest
     aggregate: str = "sum"  # pixel terms -> frame score: sum (eq. 4) | patch-max (worst window)

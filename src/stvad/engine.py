@@ -25,7 +25,7 @@ from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
 from stvad.model import Features, feature_windows
-from stvad.motion import MotionModel
+from stvad.motion import STILL_FRAMES, MotionModel, RunningBackground, background
 from stvad.scoring import (
     NEEDS_D,
     NEEDS_D_MAP,
@@ -42,6 +42,7 @@ from stvad.scoring import (
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 MOTION_HINT = "RUN/motion.json"
+BACKGROUND_FRAMES = 400  # at most this many frames, spread over a whole source, give its still background
 Clip = tuple[FrameSource, int, int | None]  # a video, its first frame and its stop
 
 
@@ -156,6 +157,11 @@ class WindowEngine:
         self.motion, self.step = motion, step
         self._prev: np.ndarray | None = None  # the last frame pushed: the flow into the next one starts there
         self._flows: deque[np.ndarray] | None = None  # the last flows since the reset, for the motion model
+        self._frames: deque[np.ndarray] | None = None  # the last frames since the reset, for its still term
+        # the still term's background: the source's, fixed by whoever knows the whole source
+        # (Scorer.score_source), else a running median of the stream since the reset
+        self.background: np.ndarray | None = None
+        self._running: RunningBackground | None = None
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -175,42 +181,55 @@ class WindowEngine:
             raise no_motion_model(asked[0])
         return bool(asked)
 
-    def window_flows(self, past: np.ndarray, target: np.ndarray) -> list[list[np.ndarray]]:
-        """Windows given one by one (uint8 past (M, P, H, W, C), target (M, H, W, C)) -> the flows into each
-        target between its window's frames, oldest first: the last ``motion.history`` of the P."""
+    def window_flows(self, past: np.ndarray, target: np.ndarray) -> list[tuple]:
+        """Windows given one by one (uint8 past (M, P, H, W, C), target (M, H, W, C)) -> for each target
+        what the motion model reads (:meth:`stvad.motion.MotionModel.score_flows`): the flows into it
+        between its window's frames, oldest first (the last ``motion.history`` of the P), its window's
+        last frames and the fixed :attr:`background` (without one, no still term)."""
         k = min(past.shape[1], self.motion.history)
         out = []
         for p, t in zip(past, target):
             frames = [*p[-k:], t]
-            out.append([self.motion.flow(a, b) for a, b in zip(frames[:-1], frames[1:])])
+            flows = [self.motion.flow(a, b) for a, b in zip(frames[:-1], frames[1:])]
+            out.append((flows, [*p[-STILL_FRAMES:], t], self.background))
         return out
 
-    def _stream_flows(self, seq: np.ndarray, m: int) -> list[list[np.ndarray]]:
+    def _stream_flows(self, seq: np.ndarray, m: int) -> list[tuple]:
         """The flow into each frame of ``seq`` after its first (which the last call's flows end at, or the
-        first after a reset), kept for the next call; for each of the last ``m`` frames, the flows into it
-        since the reset (the last ``motion.history`` of them), oldest first."""
+        first after a reset), kept for the next call; for each of the last ``m`` frames what the motion
+        model reads: the flows into it since the reset (the last ``motion.history`` of them), oldest first,
+        the frames up to it since the reset (the still term's last ones) and the background."""
         if self._flows is None or self._flows.maxlen != self.motion.history:
             self._flows = deque(maxlen=self.motion.history)
+        still = self.motion.frames_needed
+        if still and self._frames is None:  # a fresh start: the first frame begins the still term's past
+            self._frames, self._running = deque([seq[0]], maxlen=still), RunningBackground()
+            self._running.update(seq[0])
         out = []
         for i in range(1, len(seq)):
             self._flows.append(self.motion.flow(seq[i - 1], seq[i]))
+            bg = None
+            if still:
+                self._frames.append(seq[i])
+                bg = self._running.update(seq[i]) if self.background is None else self.background
             if i >= len(seq) - m:
-                out.append(list(self._flows))
+                out.append((list(self._flows), list(self._frames or ()), bg))
         return out
 
     def add_flow(
         self,
         scores: dict[str, torch.Tensor],
         maps: dict[str, torch.Tensor],
-        flows: list[list[np.ndarray]] | None,
+        flows: list[tuple] | None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The model's scores (:attr:`model_variants`) of M windows and their maps (variant -> (M, H, W)),
-        with the flow scores added: ``flows`` are the flows into each window's target, oldest first (None
-        when :attr:`needs_flow` is false). Returns the scores of :attr:`variants`, and the maps with those
-        of ``flow`` and ``f2+flow`` added where asked (f2's standardised terms plus the flow's)."""
+        with the flow scores added: ``flows`` hold what the motion model reads for each window's target
+        (:meth:`window_flows`; None when :attr:`needs_flow` is false). Returns the scores of
+        :attr:`variants`, and the maps with those of ``flow`` and ``f2+flow`` added where asked (f2's
+        standardised terms joined with the flow's)."""
         if not self.needs_flow:
             return scores, maps
-        got = [self.motion.score_flows(f) for f in flows]
+        got = [self.motion.score_flows(*f) for f in flows]
         flow = torch.tensor([g[0] for g in got], dtype=torch.float64)
         fmap = torch.from_numpy(np.stack([g[1] for g in got])) if got else torch.zeros(0, *self.cfg.data.size)
         fs = self.motion.scales.get("flow")
@@ -251,6 +270,7 @@ class WindowEngine:
         self._ring = None
         self._prev = None
         self._flows = None
+        self._frames = None  # a fixed background stays: it is the source's, set around a whole source
 
     def push(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The next N frames, uint8 (N, H, W, C) at model size -> scores (M,) of ``score.variant`` and
@@ -479,9 +499,19 @@ class Scorer:
     def score_source(
         self, source: FrameSource, keep_maps: bool = False, progress: bool = False
     ) -> SourceScores:
-        return self.score_frames(
-            self.frames(source), name=source.name, keep_maps=keep_maps, progress=progress
-        )
+        """Score a whole source (:meth:`score_frames`); a motion model with the still term reads it once
+        more first, for its background (the median of up to :data:`BACKGROUND_FRAMES` frames spread over
+        it)."""
+        engine = self.engine
+        if engine.needs_flow and engine.motion.frames_needed:
+            step = max(1, len(source) // BACKGROUND_FRAMES)
+            frames = [f for i, f in enumerate(self.frames(source)) if i % step == 0]
+            engine.background = background(frames) if frames else None
+        try:
+            frames = self.frames(source)
+            return self.score_frames(frames, name=source.name, keep_maps=keep_maps, progress=progress)
+        finally:
+            engine.background = None
 
 
 def run_folder(run: str | os.PathLike) -> Path:

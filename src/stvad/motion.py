@@ -16,8 +16,17 @@ A motion model saved without a sway (``sway`` 0, files before it) scores the flo
   (:func:`sway`): 0 for anything moving straight, the amplitude of a movement that came back (a jump in
   place, a wave, a throw). Its prior is a per-cell histogram over the same magnitude edges, without
   directions, fitted on every run of ``sway`` consecutive training flows.
+- **Still foreground** (``still``, a threshold in grey levels; 0: off): a pixel differing from the
+  source's background by more than it (3x3 opening) that is within :data:`STILL_DIFF` grey levels of each
+  of the :data:`STILL_FRAMES` frames before (a figure that stopped, fell or lies where others walk). Per
+  cell, the training clips (each against its own median) count such still foreground pixels and moving
+  ones; a still foreground pixel's term is -log p(still | foreground, cell) (docs/discriminator.md,
+  "Standing still" and "A clip's own background"). The background is the median of the source scored
+  when the whole source is known (:meth:`stvad.engine.Scorer.score_source`), else a running median of
+  frames sampled from the stream (:class:`RunningBackground`).
 - **Score**: a pixel's term is -log p(its flow's bin | its cell) where it moves (at least the first
-  edge), 0 where it does not, plus -log p(its sway's bin | its cell) where it sways; a frame's score is
+  edge), 0 where it does not, plus -log p(its sway's bin | its cell) where it sways (and the still
+  term where still foreground is); a frame's score is
   the largest sum of the terms over a square window of ``patch`` = 1/8 of the frame's shorter side
   (:func:`frame_score`). One likelihood-style score, standardised once: where the sway is nearly never
   seen (Ped2) it adds its rare terms instead of being divided by a deviation near 0.
@@ -38,6 +47,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from stvad._io import atomic_write_json
 from stvad.errors import StvadError
@@ -52,6 +62,8 @@ MAG_EDGES = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the frame's 
 N_DIR = 8
 GRID = 16
 SWAY = 8  # flows the sway reads
+STILL_FRAMES = 8  # frames before the one judged that a still pixel has not changed against
+STILL_DIFF = 8  # grey levels a still pixel may differ by from each of them
 
 
 def grey(frame: np.ndarray, up: int) -> np.ndarray:
@@ -165,6 +177,68 @@ class SwayPrior:
         return t
 
 
+def background(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """The per-pixel median of uint8 frames (n, H, W[, C]), as grey float32 (H, W): the scene without
+    what moves through it."""
+    return _grey(np.median(np.asarray(frames), axis=0).astype(np.uint8))
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    f = np.asarray(frame, np.float32)
+    return f.mean(axis=-1) if f.ndim == 3 else f
+
+
+class StillPrior:
+    """Per grid cell, counts of still foreground pixels and of moving ones (see the module's "Still
+    foreground"), counted at the flow's resolution (each model pixel ``up`` x ``up`` times); Laplace
+    smoothed."""
+
+    def __init__(self, size: tuple[int, int], up: int, threshold: float, alpha: float = 1.0):
+        self.size, self.up, self.threshold = (int(size[0]), int(size[1])), int(up), float(threshold)
+        self.counts = np.full((GRID, GRID, 2), alpha)  # still, moving
+        self.ci, self.cj = grid_cells(self.size[0] * self.up, self.size[1] * self.up)
+
+    def masks(self, frames: Sequence[np.ndarray], bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``frames``: the :data:`STILL_FRAMES` frames before the one judged and that one (uint8, model
+        size), ``bg`` the grey background -> foreground and still, (up H, up W) bool."""
+        grey = np.stack([_grey(f) for f in frames[-STILL_FRAMES - 1 :]])
+        fg = ndimage.binary_opening(np.abs(grey[-1] - bg) > self.threshold)
+        still = np.abs(grey[:-1] - grey[-1]).max(0) < STILL_DIFF
+        up = lambda m: m.repeat(self.up, 0).repeat(self.up, 1)  # noqa: E731
+        return up(fg), up(still)
+
+    def fit(self, frames: Sequence[np.ndarray], bg: np.ndarray) -> None:
+        fg, still = self.masks(frames, bg)
+        for k, m in enumerate((fg & still, fg & ~still)):
+            np.add.at(self.counts[..., k], (self.ci[m], self.cj[m]), 1.0)
+
+    def finish(self) -> StillPrior:
+        cell = -np.log(self.counts[..., 0] / self.counts.sum(-1))
+        self.nll = cell[self.ci, self.cj].astype(np.float32)
+        return self
+
+    def terms(self, frames: Sequence[np.ndarray], bg: np.ndarray) -> np.ndarray:
+        """-log p(still | foreground, cell) where the frame judged (the last) is still foreground, else 0."""
+        fg, still = self.masks(frames, bg)
+        return np.where(fg & still, self.nll, np.float32(0))
+
+
+class RunningBackground:
+    """A stream's background when the whole source is not known: the median of the last ``keep`` frames
+    sampled every ``every`` frames (about 10 s at 25 fps), recomputed at each sample."""
+
+    def __init__(self, every: int = 5, keep: int = 48):
+        self.every, self.frames, self.seen = int(every), deque(maxlen=int(keep)), 0
+        self.value: np.ndarray | None = None
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        if self.seen % self.every == 0:
+            self.frames.append(np.asarray(frame))
+            self.value = background(list(self.frames))
+        self.seen += 1
+        return self.value
+
+
 def frame_score(terms: np.ndarray, patch: float) -> float:
     """The terms' sum over the frame (``patch`` 0) or their largest sum over a window of ``patch`` of the
     frame's shorter side (every position, zeros beyond the border)."""
@@ -190,13 +264,16 @@ class MotionModel:
         preset: str = "medium",
         patch: float = 0.125,
         sway: int = SWAY,
+        still: float = 0.0,
     ):
         self.size = (int(size[0]), int(size[1]))
         self.up, self.preset, self.patch, self.sway = int(up), preset, float(patch), int(sway)
+        self.still = float(still)
         self.flow = Flow(up, preset)
         shape = (self.size[0] * self.up, self.size[1] * self.up)
         self.prior = FlowPrior(shape)
         self.sway_prior = SwayPrior(shape) if self.sway > 1 else None
+        self.still_prior = StillPrior(self.size, self.up, self.still) if self.still > 0 else None
         self.scales: dict[str, Any] = {"f2": {}}
         self.path: Path | None = None  # the file it was read from, for errors
 
@@ -205,30 +282,47 @@ class MotionModel:
         """How many of the last flows into a frame its score reads."""
         return max(1, self.sway)
 
+    @property
+    def frames_needed(self) -> int:
+        """How many of the last frames (the one judged included) the still term reads; 0 without it."""
+        return STILL_FRAMES + 1 if self.still_prior is not None else 0
+
     def fit(self, clips: Iterable[Iterable[np.ndarray]]) -> MotionModel:
-        """Count the flows of consecutive frames of each normal clip (uint8 frames at model size), and the
-        sway of every run of :attr:`sway` consecutive flows."""
+        """Count the flows of consecutive frames of each normal clip (uint8 frames at model size), the
+        sway of every run of :attr:`sway` consecutive flows, and with the still term each frame's still and
+        moving foreground against the clip's own median."""
         for clip in clips:
-            before, flows = None, deque(maxlen=self.history)
-            for frame in clip:
-                if before is not None:
-                    flows.append(self.flow(before, frame))
-                    self.prior.fit(flows[-1])
-                    if self.sway_prior is not None and len(flows) == self.sway:
-                        self.sway_prior.fit(sway(flows))
-                before = frame
-        self.prior.finish()
-        if self.sway_prior is not None:
-            self.sway_prior.finish()
+            clip = list(clip)
+            bg = background(clip) if self.still_prior is not None and clip else None
+            flows: deque[np.ndarray] = deque(maxlen=self.history)
+            for i in range(1, len(clip)):
+                flows.append(self.flow(clip[i - 1], clip[i]))
+                self.prior.fit(flows[-1])
+                if self.sway_prior is not None and len(flows) == self.sway:
+                    self.sway_prior.fit(sway(flows))
+                if bg is not None and i >= STILL_FRAMES:
+                    self.still_prior.fit(clip[i - STILL_FRAMES : i + 1], bg)
+        for prior in (self.prior, self.sway_prior, self.still_prior):
+            if prior is not None:
+                prior.finish()
         return self
 
-    def score_flows(self, flows: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
+    def score_flows(
+        self,
+        flows: Sequence[np.ndarray],
+        frames: Sequence[np.ndarray] | None = None,
+        bg: np.ndarray | None = None,
+    ) -> tuple[float, np.ndarray]:
         """The frame after the last of ``flows`` (the flows into it, oldest first; the last :attr:`history`
         are read) -> its score and its terms at model size (each model pixel the sum of the terms of its
-        ``up`` x ``up`` flow pixels), float32 (H, W)."""
+        ``up`` x ``up`` flow pixels), float32 (H, W). With the still term, ``frames`` end with the frame
+        judged (the last :attr:`frames_needed` are read; fewer, as at a source's start, add no still term)
+        and ``bg`` is the source's grey background."""
         t = self.prior.terms(flows[-1])
         if self.sway_prior is not None and len(flows) > 1:
             t = t + self.sway_prior.terms(sway(list(flows)[-self.sway :]))
+        if self.still_prior is not None and bg is not None and len(frames or ()) >= self.frames_needed:
+            t = t + self.still_prior.terms(frames, bg)
         h, w = self.size
         return frame_score(t, self.patch), t.reshape(h, self.up, w, self.up).sum(axis=(1, 3))
 
@@ -239,17 +333,20 @@ class MotionModel:
 
     def score_clip(self, frames: Sequence[np.ndarray], first: int = 1) -> list[float]:
         """The scores of frames ``first`` .. of a clip (uint8, model size), each with the flows before it in
-        the clip (at most :attr:`history`), as a stream is scored."""
+        the clip (at most :attr:`history`) and the still term against the clip's median, as a whole source
+        is scored."""
         flows: deque[np.ndarray] = deque(maxlen=self.history)
+        bg = background(frames) if self.still_prior is not None and len(frames) else None
         out = []
         for i in range(1, len(frames)):
             flows.append(self.flow(frames[i - 1], frames[i]))
             if i >= first:
-                out.append(self.score_flows(flows)[0])
+                out.append(self.score_flows(flows, frames[max(0, i - STILL_FRAMES) : i + 1], bg)[0])
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        sway_counts = [] if self.sway_prior is None else np.round(self.sway_prior.counts, 6).ravel().tolist()
+        priors = (self.sway_prior, self.still_prior)
+        sway_counts, still_counts = ([] if p is None else p.counts.round(6).ravel().tolist() for p in priors)
         return {
             "kind": "dis-flow-histogram",
             "size": list(self.size),
@@ -262,13 +359,15 @@ class MotionModel:
             "counts": np.round(self.prior.counts, 6).ravel().tolist(),
             "sway": self.sway,
             "sway_counts": sway_counts,
+            "still": self.still,
+            "still_counts": still_counts,
             "scales": self.scales,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str | os.PathLike = "motion model") -> MotionModel:
         try:
-            m = cls(tuple(d["size"]), d["up"], d["preset"], d["patch"], d.get("sway", 0))
+            m = cls(tuple(d["size"]), d["up"], d["preset"], d["patch"], d.get("sway", 0), d.get("still", 0.0))
             layout = (d["grid"], d["directions"], tuple(d["magnitude_edges"]))
             if layout != (GRID, N_DIR, MAG_EDGES):
                 raise ValueError(f"a {layout[0]}x{layout[0]} grid with other bins than this version's")
@@ -276,13 +375,16 @@ class MotionModel:
             if m.sway_prior is not None:
                 shape = m.sway_prior.counts.shape
                 m.sway_prior.counts = np.asarray(d["sway_counts"], np.float64).reshape(shape)
+            if m.still_prior is not None:
+                shape = m.still_prior.counts.shape
+                m.still_prior.counts = np.asarray(d["still_counts"], np.float64).reshape(shape)
             m.scales = {"f2": {}, **d.get("scales", {})}
         except (KeyError, TypeError, ValueError) as e:
             hint = "refit it: stvad fit-motion RUN"
             raise StvadError(f"not a readable motion model ({e}); {hint}", source) from e
-        m.prior.finish()
-        if m.sway_prior is not None:
-            m.sway_prior.finish()
+        for prior in (m.prior, m.sway_prior, m.still_prior):
+            if prior is not None:
+                prior.finish()
         return m
 
     def f2_scale(self, score: Any, step: int | None) -> tuple[float, float]:
