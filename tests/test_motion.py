@@ -266,6 +266,11 @@ def test_a_run_scores_the_still_term_against_the_sources_median_or_a_running_one
     shutil.copytree(square_run, run)
     motion = fit_motion(run, still=12)  # a model without the term is refitted with it
     assert read_motion(run).still == 12 and motion.frames_needed == 9
+    # adding a standardiser (as eval and calibrate do) or refitting keeps the term the model was fitted with
+    fit_motion(run, score_sets=[["score.aggregate=patch-max", "score.patch=0.25"]])
+    assert read_motion(run).still == 12
+    assert fit_motion(run, refit=True).still == 12 and fit_motion(run, still=0).still_prior is None
+    motion = fit_motion(run, still=12)
     scorer = Scorer.from_run(run, variants=("flow",))
     video = open_dataset(square_data).test[0]
     frames = list(scorer.frames(video.source))

@@ -50,8 +50,9 @@ def fit_motion(
     left out). The standardisers are the mean and deviation, over the frames of the held-out normal clips
     that get a score, of the flow's score and of ``f2`` for the checkpoint ``which`` and each of
     ``score_sets`` (``score.KEY=VALUE`` lists: by default the run's own scoring and the alarms'). ``still``
-    is the still term's threshold (None: the run's ``score.still``). A model already fitted with the same
-    still term is kept and only missing standardisers are added, unless ``refit``.
+    is the still term's threshold (None: the fitted model's, or the run's ``score.still`` for a run without
+    one). A model already fitted with the same still term is kept and only missing standardisers are added,
+    unless ``refit``.
     """
     run_dir = Path(run_dir)
     # f2 alone, on the modules of the scorer given (which then uses the model fitted here)
@@ -59,7 +60,9 @@ def fit_motion(
     cfg, size = f2.cfg, f2.cfg.data.size
     motion = None if refit else f2.engine.motion
     train, val = f2.clips()
-    still = cfg.score.still if still is None else float(still)
+    if still is None:  # the fitted model's own, so that adding a standardiser never drops the term
+        still = f2.engine.motion.still if f2.engine.motion is not None else cfg.score.still
+    still = float(still)
     # whether there is anything to write
     fitted = motion is None or tuple(motion.size) != tuple(size) or motion.still != still
     if fitted:
