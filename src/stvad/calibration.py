@@ -69,7 +69,9 @@ def fit_motion(
         motion = MotionModel(size, still=still).fit(f2.frames(*c) for c in train)
         flow = []
         for src, start, stop in val:
-            flow += motion.score_clip(list(f2.frames(src, start, stop)), first=f2.T)
+            # the still term against the whole video's background, as a test video is scored
+            bg = f2.source_background(src) if motion.frames_needed else None
+            flow += motion.score_clip(list(f2.frames(src, start, stop)), first=f2.T, bg=bg)
         motion.scales["flow"] = _mean_sd(flow, val)
     for how in score_sets:
         f2.cfg = cfg.with_score(list(how))

@@ -496,6 +496,13 @@ class Scorer:
             frames = tqdm(frames, desc=f"scoring {name}".strip(), unit="frame", leave=False)
         return score_frames(self.engine, frames, keep_maps=keep_maps, chunk=self.batch_size, name=name)
 
+    def source_background(self, source: FrameSource) -> np.ndarray | None:
+        """A whole source's background for the still term: the median of up to :data:`BACKGROUND_FRAMES`
+        of its frames at model size, spread over it (None for an empty source)."""
+        step = max(1, len(source) // BACKGROUND_FRAMES)
+        frames = [f for i, f in enumerate(self.frames(source)) if i % step == 0]
+        return background(frames) if frames else None
+
     def score_source(
         self, source: FrameSource, keep_maps: bool = False, progress: bool = False
     ) -> SourceScores:
@@ -504,9 +511,7 @@ class Scorer:
         it)."""
         engine = self.engine
         if engine.needs_flow and engine.motion.frames_needed:
-            step = max(1, len(source) // BACKGROUND_FRAMES)
-            frames = [f for i, f in enumerate(self.frames(source)) if i % step == 0]
-            engine.background = background(frames) if frames else None
+            engine.background = self.source_background(source)
         try:
             frames = self.frames(source)
             return self.score_frames(frames, name=source.name, keep_maps=keep_maps, progress=progress)

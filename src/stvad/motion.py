@@ -331,12 +331,15 @@ class MotionModel:
         and terms, as :meth:`score_flows`."""
         return self.score_flows([self.flow(a, b)])
 
-    def score_clip(self, frames: Sequence[np.ndarray], first: int = 1) -> list[float]:
+    def score_clip(
+        self, frames: Sequence[np.ndarray], first: int = 1, bg: np.ndarray | None = None
+    ) -> list[float]:
         """The scores of frames ``first`` .. of a clip (uint8, model size), each with the flows before it in
-        the clip (at most :attr:`history`) and the still term against the clip's median, as a whole source
-        is scored."""
+        the clip (at most :attr:`history`) and the still term against ``bg`` (by default the clip's
+        median), as a whole source is scored."""
         flows: deque[np.ndarray] = deque(maxlen=self.history)
-        bg = background(frames) if self.still_prior is not None and len(frames) else None
+        if bg is None and self.still_prior is not None and len(frames):
+            bg = background(frames)
         out = []
         for i in range(1, len(frames)):
             flows.append(self.flow(frames[i - 1], frames[i]))
