@@ -8,7 +8,9 @@ Interleaved (A B C ...), medians: ``only-stn``, ``full`` and ``f2`` through ``Sc
 G(x)), and the flow model's work for B frames at x2, DIS medium, fast and ultrafast: one flow from the
 frame before, the -log p terms (a fitted histogram), the worst 1/8 window; and ``flow+sway``, what the
 package's motion model does per frame of a stream (``MotionModel.score_flows``): one new DIS medium flow,
-the sway over the last 8 flows, both priors' terms and the window.
+the sway over the last 8 flows, both priors' terms and the window; and ``flow+sway+still``, the same with
+the still-foreground term (its masks over the last 9 frames and its terms) and a stream's running
+background updated.
 The frames are a smooth random texture shifted a pixel a frame, so that DIS has structure to match.
 Reports each per frame and (full + flow) / only-stn, the ratio the issue bounds by 1.5, and (f2 + flow)
 / only-stn.
@@ -26,7 +28,15 @@ import numpy as np
 from stvad._io import atomic_write_json
 from stvad.config import preset
 from stvad.engine import Scorer
-from stvad.motion import Flow, FlowPrior, MotionModel, frame_score
+from stvad.motion import (
+    STILL_FRAMES,
+    Flow,
+    FlowPrior,
+    MotionModel,
+    RunningBackground,
+    background,
+    frame_score,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the benchmarks' helpers
 from perf_common import interleaved, load_1min, machine, median, random_run, set_threads  # noqa: E402
@@ -70,15 +80,28 @@ def main(argv=None) -> None:
     def stream_work() -> list[float]:  # each frame's flow is computed once; the 7 before it are kept
         return [motion.score_flows([*history, motion.flow(a, b)])[0] for a, b in zip(past[:, -1], target)]
 
+    still = MotionModel((H, W), still=12).fit([frames])
+    bg, running = background(frames), RunningBackground()
+    last = list(frames[-STILL_FRAMES - 1 :])  # the still term's frames (its cost does not depend on them)
+
+    def still_work() -> list[float]:
+        out = []
+        for a, b in zip(past[:, -1], target):
+            running.update(b)
+            out.append(still.score_flows([*history, still.flow(a, b)], last, bg)[0])
+        return out
+
     fns = {v: (lambda s=s: s.score_windows(past, target)) for v, s in scorers.items()}
     fns["flow+sway"] = stream_work
+    fns["flow+sway+still"] = still_work
     fns |= {f"flow {n}": (lambda f=f, p=p: flow_work(f, p)) for n, (f, p) in flows.items()}
     load = load_1min()
     ms = {k: 1e3 * median(t) / B for k, t in interleaved(fns, a.repeats).items()}
     with_d, base = ("full", "f2"), ms["only-stn"]
     ratios = {f"{b} + flow {n} / only-stn": (ms[b] + ms[f"flow {n}"]) / base for b in with_d for n in flows}
     ratios |= {f"{b} / only-stn": ms[b] / base for b in with_d}
-    ratios |= {f"{b} + flow+sway / only-stn": (ms[b] + ms["flow+sway"]) / base for b in with_d}
+    motion_work = ("flow+sway", "flow+sway+still")
+    ratios |= {f"{b} + {m} / only-stn": (ms[b] + ms[m]) / base for b in with_d for m in motion_work}
     for k, v in ms.items():
         print(f"{k:16} {v:7.3f} ms/frame")
     for k, v in ratios.items():

@@ -47,7 +47,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from stvad._io import atomic_write_json
 from stvad.errors import StvadError
@@ -184,8 +183,13 @@ def background(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
-    f = np.asarray(frame, np.float32)
-    return f.mean(axis=-1) if f.ndim == 3 else f
+    f = np.asarray(frame)
+    if f.ndim == 3:
+        f = f[..., 0] if f.shape[-1] == 1 else f.mean(axis=-1)
+    return f.astype(np.float32)
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 class StillPrior:
@@ -202,7 +206,9 @@ class StillPrior:
         """``frames``: the :data:`STILL_FRAMES` frames before the one judged and that one (uint8, model
         size), ``bg`` the grey background -> foreground and still, (up H, up W) bool."""
         grey = np.stack([_grey(f) for f in frames[-STILL_FRAMES - 1 :]])
-        fg = ndimage.binary_opening(np.abs(grey[-1] - bg) > self.threshold)
+        # scipy's binary_opening (3x3 cross, nothing beyond the border), ten times faster in OpenCV
+        fg = (np.abs(grey[-1] - bg) > self.threshold).astype(np.uint8)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
         still = np.abs(grey[:-1] - grey[-1]).max(0) < STILL_DIFF
         up = lambda m: m.repeat(self.up, 0).repeat(self.up, 1)  # noqa: E731
         return up(fg), up(still)
