@@ -24,6 +24,9 @@ SUMMARIES = [
     ),
     ("docs/results_synthetic.md", ["demo-paper.json", "demo-paper-seed1.json", "demo-paper-seed2.json"]),
     ("docs/results_ped2.md", [f"ped2-f2flow-s{seed}-step1500.json" for seed in range(3)]),
+    ("docs/results_ped2.md", [f"ped2-sway-s{seed}-step1500.json" for seed in range(3)]),
+    ("docs/discriminator.md", [f"synth-stillmax-s{seed}.json" for seed in range(3)]),
+    ("docs/discriminator.md", [f"demo-v7-seed{seed}.json" for seed in range(3)]),
 ]
 
 
