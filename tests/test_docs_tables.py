@@ -27,6 +27,8 @@ SUMMARIES = [
     ("docs/results_ped2.md", [f"ped2-sway-s{seed}-step1500.json" for seed in range(3)]),
     ("docs/discriminator.md", [f"synth-stillmax-s{seed}.json" for seed in range(3)]),
     ("docs/discriminator.md", [f"demo-v7-seed{seed}.json" for seed in range(3)]),
+    ("docs/discriminator.md", [f"ped2-stillmax-s{seed}-step1500.json" for seed in range(3)]),
+    ("docs/discriminator.md", [f"ped2-v7-s{seed}-step1500.json" for seed in range(3)]),
 ]
 
 
