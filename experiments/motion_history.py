@@ -36,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy import ndimage
 
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
@@ -46,7 +45,8 @@ from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
 from stvad.evaluate import by_event_type
 from stvad.metrics import auroc_micro
-from stvad.motion import GRID, MAG_EDGES, MotionModel, SwayPrior, frame_score, grid_cells, sway
+from stvad.motion import MAG_EDGES, STILL_FRAMES, MotionModel, SwayPrior, frame_score, sway
+from stvad.motion import StillPrior as PackageStillPrior
 from stvad.scoring import postprocess
 
 GLIDES = ("fast", "across", "back")  # the criterion's
@@ -64,52 +64,34 @@ STILL = {
     "still12c": (12, "diff"),
     "still20c": (20, "diff"),
 }
-STILL_K = 8  # flows (frames) over which a still pixel has not moved: the sway's
-STILL_DIFF = 8  # grey levels a still pixel may change by, against each of the last STILL_K frames ("diff")
+STILL_K = STILL_FRAMES  # flows (frames) over which a still pixel has not moved: the sway's
 
 
-class StillPrior:
-    """Per cell, counts of foreground pixels (grey difference from the scene's background above
-    ``threshold``, 3x3 opening) that have not moved over the last flows (``how`` "path": path below the
-    flow's first edge; "diff": within STILL_DIFF grey levels of each of the last STILL_K frames) and of
-    those that have; a still foreground pixel's term is -log p(still | foreground, cell)."""
+class StillPrior(PackageStillPrior):
+    """The package's still term (:class:`stvad.motion.StillPrior`: foreground above ``threshold`` against a
+    background, 3x3 opening; "diff": within its STILL_DIFF grey levels of each of the last STILL_K frames)
+    with this probe's research variants: ``how`` "path" reads stillness from the flows instead (path below
+    the flow's first edge), and the background is the scene's unless ``clip`` (then each clip's own, set by
+    :meth:`clip_background`). Its second argument everywhere is the flows into the frame judged."""
 
-    def __init__(self, bg: np.ndarray, threshold: float, up: int, how: str = "path", alpha: float = 1.0):
-        self.bg, self.threshold, self.up, self.how = bg.astype(np.float32), float(threshold), int(up), how
+    def __init__(self, bg: np.ndarray, threshold: float, up: int, how: str = "path"):
+        super().__init__(bg.shape[:2], up, threshold)
+        self.bg, self.how = bg.astype(np.float32).mean(axis=2), how
         self.clip = False  # True: the background is the clip's own, set by clip_background
-        h, w = bg.shape[0] * up, bg.shape[1] * up
-        self.edge = float(MAG_EDGES[0] * min(h, w))
-        self.counts = np.full((GRID, GRID, 2), alpha)  # still, moving
-        self.ci, self.cj = grid_cells(h, w)
+        self.edge = float(MAG_EDGES[0] * min(self.size) * self.up)
 
     def clip_background(self, bg: np.ndarray) -> None:
         """The background of the clip about to be fitted or scored (a "c" candidate's)."""
         if self.clip:
-            self.bg = bg.astype(np.float32)
+            self.bg = bg.astype(np.float32).mean(axis=2)
 
     def masks(self, frames: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` end with the one judged, ``flows`` with the one into it."""
-        grey = frames.astype(np.float32).mean(axis=3)
-        up = lambda m: m.repeat(self.up, 0).repeat(self.up, 1)  # noqa: E731
-        fg = up(ndimage.binary_opening(np.abs(grey[-1] - self.bg.mean(axis=2)) > self.threshold))
+        fg, still = super().masks(frames, self.bg)
         if self.how == "diff":
-            return fg, up(np.abs(grey[-STILL_K - 1 : -1] - grey[-1]).max(0) < STILL_DIFF)
+            return fg, still
         path = np.hypot(*np.moveaxis(np.asarray(flows, np.float32), -1, 0)).sum(0)
         return fg, path < self.edge
-
-    def fit(self, frames: np.ndarray, flows: list[np.ndarray]) -> None:
-        fg, still = self.masks(frames, flows)
-        for k, m in enumerate((fg & still, fg & ~still)):
-            np.add.at(self.counts[..., k], (self.ci[m], self.cj[m]), 1.0)
-
-    def finish(self) -> StillPrior:
-        cell = -np.log(self.counts[..., 0] / self.counts.sum(-1))
-        self.nll = cell[self.ci, self.cj].astype(np.float32)
-        return self
-
-    def terms(self, frames: np.ndarray, flows: list[np.ndarray]) -> np.ndarray:
-        fg, still = self.masks(frames, flows)
-        return np.where(fg & still, self.nll, np.float32(0))
 
 
 def motion_rows(
