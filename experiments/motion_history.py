@@ -94,12 +94,46 @@ class StillPrior(PackageStillPrior):
         return fg, path < self.edge
 
 
+def sway_xy(flows: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """(K, H, W, 2) flows, oldest first -> (H, W, 2) the sway of each axis alone, ``(sum |f_k,a| - |sum
+    f_k,a|) / 2`` for a = x, y: a jump in place sways up and down, a walker's limbs along its way."""
+    flows = np.asarray(flows, np.float32)
+    return 0.5 * (np.abs(flows).sum(0) - np.abs(flows.sum(0)))
+
+
+class SwayXYPrior(SwayPrior):
+    """Per grid cell, counts of the pair of the two axes' sway bins (the magnitude edges, below the first
+    its own bin) where either axis sways at least the first edge; Laplace smoothed."""
+
+    def __init__(self, shape: tuple[int, int], alpha: float = 1.0):
+        super().__init__(shape, alpha)
+        n = len(self.edges) + 1
+        self.counts = np.full((*self.counts.shape[:2], n * n), alpha)
+        self.cell_offset = (self.ci * self.counts.shape[1] + self.cj) * n * n
+        self.n = n
+
+    def _pair(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = np.searchsorted(self.edges, s, side="right").clip(0, self.n - 1)  # 0: below the first edge
+        return s.max(-1) >= self.edges[0], b[..., 0] * self.n + b[..., 1]
+
+    def fit(self, s: np.ndarray) -> None:
+        m, b = self._pair(s)
+        np.add.at(self.counts, (self.ci[m], self.cj[m], b[m]), 1.0)
+
+    def terms(self, s: np.ndarray) -> np.ndarray:
+        m, b = self._pair(s)
+        t = self.nll_flat.take(self.cell_offset + b)
+        t[~m] = 0.0
+        return t
+
+
 def motion_rows(
     motion: MotionModel,
     priors: dict[int, SwayPrior],
     flows: list[np.ndarray],
     frames: np.ndarray | None = None,
     stills: dict[str, StillPrior] | None = None,
+    xy: SwayXYPrior | None = None,
 ) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
     the last K flows (fewer where fewer are given); with ``frames`` (ending with the one judged) and
@@ -113,6 +147,11 @@ def motion_rows(
         if k == STILL_K and stills:
             for name, still in stills.items():
                 row[f"flow+sway{k}+{name}"] = frame_score(ft + st + still.terms(frames, flows[-k:]), PATCH)
+                if xy is not None and name == "still12c":  # the per-axis sway in place of the sway
+                    xt = xy.terms(sway_xy(np.stack(flows[-k:])))
+                    row[f"flow+swayxy{k}+{name}"] = frame_score(
+                        ft + xt + still.terms(frames, flows[-k:]), PATCH
+                    )
     return row
 
 
@@ -168,6 +207,22 @@ def summary(files: list[str]) -> None:
             )
             still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
+    xy = [c for c in names if c.startswith("f2|[flow+swayxy")]
+    if xy:  # "Sway per axis": the five-glide rule against the default, f2|[flow+sway8+still12c]
+        base = "f2|[flow+sway8+still12c]"
+        print(f"\n| five glides (mean, worst against `{base}`) | " + " | ".join(res) + " | passes |")
+        print("|" + "---|" * (len(res) + 2))
+        for c in [base, *xy]:
+            cells, passes = [], 0
+            for r in res.values():
+                a, b = r["configs"][c]["glides"], r["configs"][base]["glides"]
+                m, worst = np.mean([a[g] for g in HELD]), min(a[g] - b[g] for g in HELD)
+                ok = m >= np.mean([b[g] for g in HELD]) + 0.005 and worst >= -0.02
+                passes += ok and c != base
+                cells.append(
+                    f"{100 * m:.2f} ({100 * worst:+.1f}) / {100 * r['configs'][c]['test']['all']:.1f}"
+                )
+            print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == base else passes} |")
 
 
 def main(argv=None) -> None:
@@ -178,6 +233,9 @@ def main(argv=None) -> None:
     ap.add_argument("data")
     ap.add_argument("--ks", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--json")
+    ap.add_argument(
+        "--xy", action="store_true", help='also the per-axis sway (docs/discriminator.md, "Sway per axis")'
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -198,6 +256,7 @@ def main(argv=None) -> None:
     scene = background(np.concatenate([clip_frames(*c) for c in train]))  # the still term's background
     stills = {n: StillPrior(scene, thr, motion.up, how) for n, (thr, how) in STILL.items()}
     stills = stills if STILL_K in a.ks else {}
+    xy = SwayXYPrior(flow_shape) if a.xy and stills else None
     for n, still in stills.items():
         still.clip = n.endswith("c")
     for src, start, stop in train:
@@ -210,11 +269,13 @@ def main(argv=None) -> None:
             for k, prior in priors.items():
                 if i >= k - 1:
                     prior.fit(sway(np.stack(fl[i - k + 1 : i + 1])))
+            if xy is not None and i >= STILL_K - 1:
+                xy.fit(sway_xy(np.stack(fl[i - STILL_K + 1 : i + 1])))
             if i >= STILL_K - 1:
                 for still in stills.values():
                     still.fit(fr[i + 1 - STILL_K : i + 2], fl[i - STILL_K + 1 : i + 1])
     motion.prior.finish()
-    for prior in [*priors.values(), *stills.values()]:
+    for prior in [*priors.values(), *stills.values(), *([xy] if xy is not None else [])]:
         prior.finish()
     print(f"priors fitted at {time.time() - t0:.0f} s", file=sys.stderr)
 
@@ -240,7 +301,7 @@ def main(argv=None) -> None:
             rows = []
             for w in wins:
                 flows = [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)]
-                rows.append(motion_rows(motion, priors, flows, w, stills))
+                rows.append(motion_rows(motion, priors, flows, w, stills, xy))
             rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -268,7 +329,14 @@ def main(argv=None) -> None:
     # the larger of the two standardised scores instead of their sum ("either fires"; docs/discriminator.md,
     # "The larger of f2 and the motion score")
     maxed = set()
-    for key in [f"flow+sway{STILL_K}", *(f"flow+sway{STILL_K}+{n}" for n in stills if n == "still12c")]:
+    xykeys = [f"flow+swayxy{STILL_K}+still12c"] if xy is not None else []
+    for key in xykeys:
+        configs[f"[{key}]"] = ((key, 1.0),)
+    for key in [
+        f"flow+sway{STILL_K}",
+        *(f"flow+sway{STILL_K}+{n}" for n in stills if n == "still12c"),
+        *xykeys,
+    ]:
         if STILL_K in a.ks:
             configs[f"f2|[{key}]"] = (("f2", 1.0), (key, 1.0))
             maxed.add(f"f2|[{key}]")
@@ -299,7 +367,7 @@ def main(argv=None) -> None:
         for still in stills.values():
             still.clip_background(background(fr))
         rows = [
-            motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills)
+            motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills, xy)
             for i in sc.index
         ]
         recs.append({"f2": sc.scores["f2"], **{key: np.array([r[key] for r in rows]) for key in rows[0]}})
