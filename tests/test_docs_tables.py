@@ -17,6 +17,7 @@ RESULTS = "bench/results"
 # page, the script's arguments (run from the repository root)
 SUMMARIES = [
     ("docs/results_synthetic.md", ["demo.json", "demo-seed1.json", "demo-seed2.json"]),
+    ("docs/results_synthetic.md", ["demo-sway.json", "demo-sway-seed1.json", "demo-sway-seed2.json"]),
     ("docs/results_synthetic.md", ["demo-gain1.json", "demo-gain1-seed1.json", "demo-gain1-seed2.json"]),
     (
         "docs/results_synthetic.md",
