@@ -39,6 +39,7 @@ import torch
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, glide_windows, moving_side
+from stvad.data.pseudo import background as scene
 from stvad.data.synth_events import read_events
 from stvad.data.windows import split_train_val
 from stvad.engine import BACKGROUND_FRAMES, Scorer
@@ -130,7 +131,7 @@ def main(argv=None) -> None:
         for g in HELD:
             groups[g] = [
                 np.concatenate([w[2], w[3][None]])
-                for w in glide_windows(fr, K, spec, ci, bg["source"], kind=g)
+                for w in glide_windows(fr, K, spec, ci, scene(whole), kind=g)
             ]
         for g, wins in groups.items():
             if not wins:
