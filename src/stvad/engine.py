@@ -25,7 +25,7 @@ from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
 from stvad.model import Features, feature_windows
-from stvad.motion import BACKGROUND_FRAMES, STILL_FRAMES, MotionModel, RunningBackground, background
+from stvad.motion import STILL_FRAMES, MotionModel, RunningBackground, background
 from stvad.scoring import (
     NEEDS_D,
     NEEDS_D_MAP,
@@ -42,6 +42,7 @@ from stvad.scoring import (
 
 COPY_LAST = "copy-last"  # the floor: the previous frame as the prediction, scored by -PSNR
 MOTION_HINT = "RUN/motion.json"
+BACKGROUND_FRAMES = 400  # at most this many frames, spread over a whole source, give its still background
 Clip = tuple[FrameSource, int, int | None]  # a video, its first frame and its stop
 
 
@@ -202,8 +203,7 @@ class WindowEngine:
             self._flows = deque(maxlen=self.motion.history)
         still = self.motion.frames_needed
         if still and self._frames is None:  # a fresh start: the first frame begins the still term's past
-            self._frames = deque([seq[0]], maxlen=still)
-            self._running = RunningBackground(prior=self.motion.scene)
+            self._frames, self._running = deque([seq[0]], maxlen=still), RunningBackground()
             self._running.update(seq[0])
         out = []
         for i in range(1, len(seq)):

@@ -38,7 +38,6 @@ each standardised by its mean and deviation on the run's held-out normal clips, 
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections import deque
@@ -232,16 +231,11 @@ class StillPrior:
 
 class RunningBackground:
     """A stream's background when the whole source is not known: the median of the last ``keep`` frames
-    sampled every ``every`` frames (about 10 s at 25 fps), recomputed at each sample. With ``prior`` (the
-    training scene's background frame, :attr:`MotionModel.scene`) the median starts with ``keep // 2``
-    copies of it, which the stream's own samples push out (docs/discriminator.md, "A stream's
-    background")."""
+    sampled every ``every`` frames (about 10 s at 25 fps), recomputed at each sample."""
 
-    def __init__(self, every: int = 5, keep: int = 48, prior: np.ndarray | None = None):
+    def __init__(self, every: int = 5, keep: int = 48):
         self.every, self.frames, self.seen = int(every), deque(maxlen=int(keep)), 0
         self.value: np.ndarray | None = None
-        if prior is not None:
-            self.frames.extend([np.asarray(prior)] * (int(keep) // 2))
 
     def update(self, frame: np.ndarray) -> np.ndarray:
         if self.seen % self.every == 0:
@@ -249,36 +243,6 @@ class RunningBackground:
             self.value = background(list(self.frames))
         self.seen += 1
         return self.value
-
-
-BACKGROUND_FRAMES = 400  # at most this many frames spread over a source (or training clips): its background
-
-
-class _Spread:
-    """Every ``stride``-th frame of a stream of unknown length, at most ``2 * n`` kept: when full, every
-    other one is dropped and the stride doubled, so the frames kept stay spread over all seen."""
-
-    def __init__(self, n: int):
-        self.n, self.stride, self.seen, self.frames = int(n), 1, 0, []
-
-    def extend(self, frames: Iterable[np.ndarray]) -> None:
-        for f in frames:
-            if self.seen % self.stride == 0:
-                self.frames.append(np.asarray(f))
-                if len(self.frames) >= 2 * self.n:
-                    self.frames, self.stride = self.frames[::2], self.stride * 2
-            self.seen += 1
-
-
-def _encode(frame: np.ndarray) -> dict[str, Any]:
-    return {
-        "shape": list(frame.shape),
-        "uint8_base64": base64.b64encode(frame.astype(np.uint8).tobytes()).decode(),
-    }
-
-
-def _decode(d: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["uint8_base64"]), np.uint8).reshape(d["shape"]).copy()
 
 
 def frame_score(terms: np.ndarray, patch: float) -> float:
@@ -317,9 +281,6 @@ class MotionModel:
         self.sway_prior = SwayPrior(shape) if self.sway > 1 else None
         self.still_prior = StillPrior(self.size, self.up, self.still) if self.still > 0 else None
         self.scales: dict[str, Any] = {"f2": {}}
-        # the training scene's background frame (uint8, model size; with the still term): a stream's
-        # running background starts from it
-        self.scene: np.ndarray | None = None
         self.path: Path | None = None  # the file it was read from, for errors
 
     @property
@@ -336,12 +297,9 @@ class MotionModel:
         """Count the flows of consecutive frames of each normal clip (uint8 frames at model size), the
         sway of every run of :attr:`sway` consecutive flows, and with the still term each frame's still and
         moving foreground against the clip's own median."""
-        sample = _Spread(BACKGROUND_FRAMES)
         for clip in clips:
             clip = list(clip)
             bg = background(clip) if self.still_prior is not None and clip else None
-            if bg is not None:
-                sample.extend(clip)
             flows: deque[np.ndarray] = deque(maxlen=self.history)
             for i in range(1, len(clip)):
                 flows.append(self.flow(clip[i - 1], clip[i]))
@@ -353,8 +311,6 @@ class MotionModel:
         for prior in (self.prior, self.sway_prior, self.still_prior):
             if prior is not None:
                 prior.finish()
-        if sample.frames:
-            self.scene = np.median(np.asarray(sample.frames), axis=0).astype(np.uint8)
         return self
 
     def score_flows(
@@ -415,7 +371,6 @@ class MotionModel:
             "still": self.still,
             "still_counts": still_counts,
             "scales": self.scales,
-            "scene": None if self.scene is None else _encode(self.scene),
         }
 
     @classmethod
@@ -433,7 +388,6 @@ class MotionModel:
                 shape = m.still_prior.counts.shape
                 m.still_prior.counts = np.asarray(d["still_counts"], np.float64).reshape(shape)
             m.scales = {"f2": {}, **d.get("scales", {})}
-            m.scene = _decode(d["scene"]) if d.get("scene") else None  # files before it have none
         except (KeyError, TypeError, ValueError) as e:
             hint = "refit it: stvad fit-motion RUN"
             raise StvadError(f"not a readable motion model ({e}); {hint}", source) from e
