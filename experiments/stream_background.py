@@ -8,7 +8,8 @@ future, so the engine keeps a running median of frames sampled every 5 (48 kept,
 at the start is background until the median has forgotten them, and where they were becomes a still
 "figure" (a ghost) once they walk off. This measures what that costs, each video scored as a fresh stream,
 and the candidate of docs/discriminator.md ("A stream's background"): a running median that starts from
-the training scene's background (``MotionModel.scene``; computed here for a model fitted before it):
+the training scene's background (the median of up to 400 training frames; the engine's running median
+patched for it):
 
 - label-free, on the run's held-out normal clips (each a fresh stream from its first frame): the motion
   score's mean and 99th percentile, file against stream (a ghost raises normal scores, so alarms);
@@ -18,6 +19,7 @@ the training scene's background (``MotionModel.scene``; computed here for a mode
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -25,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import stvad.engine
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
-from stvad.engine import Scorer
+from stvad.engine import BACKGROUND_FRAMES, Scorer
 from stvad.metrics import auroc_micro
-from stvad.motion import MotionModel
+from stvad.motion import RunningBackground
 from stvad.scoring import postprocess
 
 KEYS = ("f2+flow", "flow")
@@ -38,20 +41,32 @@ KEYS = ("f2+flow", "flow")
 MODES = ("file", "stream", "scene")
 
 
-def both(scorer: Scorer, source, start: int = 0, stop: int | None = None) -> dict[str, dict]:
+class SceneBackground(RunningBackground):
+    """The candidate: the package's running median, starting with ``keep // 2`` copies of ``prior``."""
+
+    def __init__(self, every: int = 5, keep: int = 48, prior: np.ndarray | None = None):
+        super().__init__(every, keep)
+        self.frames.extend([prior] * (keep // 2))
+
+
+def both(
+    scorer: Scorer, source, scene: np.ndarray, start: int = 0, stop: int | None = None
+) -> dict[str, dict]:
     """One source's scores against its whole median ("file"), as a fresh stream ("stream"), and as a fresh
     stream whose running median starts from the training scene's background ("scene")."""
     out = {}
     engine = scorer.engine
-    scene = engine.motion.scene
     for how in MODES:
         engine.reset()
         engine.background = scorer.source_background(source) if how == "file" else None
-        engine.motion.scene = scene if how == "scene" else None
+        # the engine builds its running median at a stream's first frames
+        stvad.engine.RunningBackground = (
+            functools.partial(SceneBackground, prior=scene) if how == "scene" else RunningBackground
+        )
         try:
             sc = scorer.score_frames(scorer.frames(source, start, stop), name=source.name)
         finally:
-            engine.background, engine.motion.scene = None, scene
+            engine.background, stvad.engine.RunningBackground = None, RunningBackground
         out[how] = {"index": np.asarray(sc.index), **{k: np.asarray(sc.scores[k]) for k in KEYS}}
     return out
 
@@ -70,15 +85,17 @@ def main(argv=None) -> None:
     if not scorer.engine.motion or not scorer.engine.motion.frames_needed:
         sys.exit(f"{a.run}: its motion model has no still term (stvad fit-motion RUN --still 12 --refit)")
     norm = scorer.cfg.score.normalisation
-    motion = scorer.engine.motion
-    if motion.scene is None:  # a model fitted before the scene was kept: the scene as fit_motion takes it
-        train = scorer.clips()[0]
-        motion.scene = (
-            MotionModel(motion.size, still=motion.still, sway=0).fit(scorer.frames(*c) for c in train).scene
-        )
+    # the training scene: the median of up to 400 training frames spread over the run's training clips
+    train = scorer.clips()[0]
+    every = [(c, i) for c in train for i in range(c[1], c[2])]
+    picks = {every[int(j)] for j in np.linspace(0, len(every) - 1, min(len(every), BACKGROUND_FRAMES))}
+    scene = np.median(
+        [f for c in train for i, f in enumerate(scorer.frames(*c), c[1]) if (c, i) in picks], axis=0
+    )
+    scene = scene.astype(np.uint8)
     res: dict = {"heldout": {}, "test": {}}
     val = scorer.heldout_clips()
-    got = [both(scorer, *c) for c in val]
+    got = [both(scorer, c[0], scene, c[1], c[2]) for c in val]
     for how in MODES:
         x = np.concatenate([g[how]["flow"] for g in got])
         res["heldout"][how] = {"flow_mean": float(x.mean()), "flow_p99": float(np.quantile(x, 0.99))}
@@ -87,7 +104,7 @@ def main(argv=None) -> None:
         r = res["heldout"][how]
         r["gap"] = abs(r["flow_mean"] / f["flow_mean"] - 1) + abs(r["flow_p99"] / f["flow_p99"] - 1)
     ds = open_dataset(a.data)
-    per = [both(scorer, v.source) for v in ds.test]
+    per = [both(scorer, v.source, scene) for v in ds.test]
     labels = [np.asarray(v.labels)[p["file"]["index"]] for v, p in zip(ds.test, per)]
     for how in MODES:
         res["test"][how] = {k: auroc_micro(postprocess([p[how][k] for p in per], norm), labels) for k in KEYS}

@@ -279,3 +279,28 @@ def test_a_run_scores_the_still_term_against_the_sources_median_or_a_running_one
     assert scorer.engine.background is None  # the source's background is not kept for the next source
     stream = scorer.score_frames(iter(frames)).scores["flow"]
     assert np.isfinite(stream).all() and not np.allclose(stream, whole)
+
+
+def test_a_file_is_scored_against_its_own_median_on_every_path(square_run, square_data, tmp_path):
+    """Detector.score (so `stvad score`) judges a whole file's still term against the file's own median, as
+    eval does (Scorer.score_source), not against the running median of a live stream."""
+    from stvad.api import Detector
+
+    run = tmp_path / "run"
+    shutil.copytree(square_run, run)
+    (run / "calibration.json").unlink()  # the run's own scoring, not its alarms'
+    default = ["score.variant=f2+flow", "score.fusion=max"]  # the default presets' score
+    fit_motion(run, still=12)
+    det = Detector.load(run)
+    det.engine.cfg = det.engine.cfg.with_score(default)
+    det.engine.variant = variant = "f2+flow"
+    assert variant in NEEDS_FLOW and det.engine.motion.frames_needed
+    video = open_dataset(square_data).test[0]
+    got = det.score(video.source)
+    assert det.engine.background is None  # nothing kept for the next file
+    scorer = Scorer.from_run(run, variants=(variant,))
+    scorer.cfg = scorer.cfg.with_score(default)
+    whole = scorer.score_source(video.source).scores[variant]
+    np.testing.assert_allclose(got.score, whole, rtol=1e-5, atol=1e-4)
+    stream = scorer.score_frames(scorer.frames(video.source)).scores[variant]
+    assert not np.allclose(stream, whole)

@@ -252,7 +252,8 @@ class Detector:
         if progress:
             total = None if getattr(src, "live", False) else len(src)
             frames = tqdm(frames, total=total, desc=f"scoring {src.name}", unit="frame", leave=False)
-        scored = score_frames(self.engine, frames, keep_maps=maps, chunk=self.batch_size, name=src.name)
+        with self.engine.whole_source(src):  # the still term against the file's own median, as eval scores
+            scored = score_frames(self.engine, frames, keep_maps=maps, chunk=self.batch_size, name=src.name)
         n = scored.frames_read
         if n <= self.engine.T:
             raise StvadError(

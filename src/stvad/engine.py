@@ -9,6 +9,7 @@ the API and ``stvad score`` (:func:`score_frames`), ``stvad watch`` (``push``). 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -265,6 +266,18 @@ class WindowEngine:
         ``self.variants``, and maps (variant -> (M, H, W)): at least those of :attr:`model_variants`."""
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def whole_source(self, source: FrameSource) -> Iterator[None]:
+        """Within it, a motion model with the still term judges against ``source``'s own background
+        (:func:`source_background`, one more read of it) instead of a running one: how a whole file or
+        folder is scored (``stvad eval``, ``stvad score``, ``Detector.score``); a live stream cannot be."""
+        if self.needs_flow and self.motion.frames_needed:
+            self.background = source_background(source, self.cfg)
+        try:
+            yield
+        finally:
+            self.background = None
+
     def reset(self) -> None:
         """Forget the past (after a break in the stream): the next T frames only refill the ring."""
         self._ring = None
@@ -497,11 +510,8 @@ class Scorer:
         return score_frames(self.engine, frames, keep_maps=keep_maps, chunk=self.batch_size, name=name)
 
     def source_background(self, source: FrameSource) -> np.ndarray | None:
-        """A whole source's background for the still term: the median of up to :data:`BACKGROUND_FRAMES`
-        of its frames at model size, spread over it (None for an empty source)."""
-        step = max(1, len(source) // BACKGROUND_FRAMES)
-        frames = [f for i, f in enumerate(self.frames(source)) if i % step == 0]
-        return background(frames) if frames else None
+        """A whole source's background for the still term (:func:`source_background`)."""
+        return source_background(source, self.cfg)
 
     def score_source(
         self, source: FrameSource, keep_maps: bool = False, progress: bool = False
@@ -509,14 +519,17 @@ class Scorer:
         """Score a whole source (:meth:`score_frames`); a motion model with the still term reads it once
         more first, for its background (the median of up to :data:`BACKGROUND_FRAMES` frames spread over
         it)."""
-        engine = self.engine
-        if engine.needs_flow and engine.motion.frames_needed:
-            engine.background = self.source_background(source)
-        try:
+        with self.engine.whole_source(source):
             frames = self.frames(source)
             return self.score_frames(frames, name=source.name, keep_maps=keep_maps, progress=progress)
-        finally:
-            engine.background = None
+
+
+def source_background(source: FrameSource, cfg: Config) -> np.ndarray | None:
+    """A whole source's background for the still term: the median of up to :data:`BACKGROUND_FRAMES` of
+    its frames at model size, spread over it (None for an empty source)."""
+    step = max(1, len(source) // BACKGROUND_FRAMES)
+    frames = [f for i, f in enumerate(source.frames(cfg.data.size, cfg.data.channels)) if i % step == 0]
+    return background(frames) if frames else None
 
 
 def run_folder(run: str | os.PathLike) -> Path:
