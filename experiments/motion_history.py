@@ -63,6 +63,7 @@ STILL = {
     "still20d": (20, "diff"),
     "still12c": (12, "diff"),
     "still20c": (20, "diff"),
+    "still12s": (12, "diff"),  # against the training scene, matched to the clip's brightness (--scene)
 }
 STILL_K = STILL_FRAMES  # flows (frames) over which a still pixel has not moved: the sway's
 
@@ -78,12 +79,28 @@ class StillPrior(PackageStillPrior):
         super().__init__(bg.shape[:2], up, threshold)
         self.bg, self.how = bg.astype(np.float32).mean(axis=2), how
         self.clip = False  # True: the background is the clip's own, set by clip_background
+        self.scene: np.ndarray | None = None  # set: the scene matched to each clip (an "s" candidate)
         self.edge = float(MAG_EDGES[0] * min(self.size) * self.up)
 
     def clip_background(self, bg: np.ndarray) -> None:
-        """The background of the clip about to be fitted or scored (a "c" candidate's)."""
+        """The background of the clip about to be fitted or scored (a "c" candidate's; an "s" candidate's
+        the scene matched to it, :func:`matched_scene`)."""
         if self.clip:
             self.bg = bg.astype(np.float32).mean(axis=2)
+        if self.scene is not None:
+            self.bg = matched_scene(self.scene, bg.astype(np.float32).mean(axis=2), self.threshold)
+
+
+def matched_scene(scene: np.ndarray, clip: np.ndarray, threshold: float) -> np.ndarray:
+    """The training scene's grey background (H, W) with the gain and offset that best map it to the clip's
+    median (least squares; refitted once on the pixels within ``threshold`` of the first fit, so that what
+    stands in the clip's median does not pull it): the empty scene in the clip's light."""
+    x, y = scene.ravel().astype(np.float64), clip.ravel().astype(np.float64)
+    keep = np.ones_like(x, bool)
+    for _ in range(2):
+        a, b = np.polyfit(x[keep], y[keep], 1)
+        keep = np.abs(a * x + b - y) < threshold
+    return (a * scene + b).astype(np.float32)
 
     def masks(self, frames: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` end with the one judged, ``flows`` with the one into it."""
@@ -207,8 +224,9 @@ def summary(files: list[str]) -> None:
             )
             still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
-    xy = [c for c in names if c.startswith("f2|[flow+swayxy")]
-    if xy:  # "Sway per axis": the five-glide rule against the default, f2|[flow+sway8+still12c]
+    xy = [c for c in names if c.startswith("f2|[flow+swayxy") or c == "f2|[flow+sway8+still12s]"]
+    if xy:  # "Sway per axis", "The training scene in each video's light": the five-glide rule against the
+        # default, f2|[flow+sway8+still12c]
         base = "f2|[flow+sway8+still12c]"
         print(f"\n| five glides (mean, worst against `{base}`) | " + " | ".join(res) + " | passes |")
         print("|" + "---|" * (len(res) + 2))
@@ -233,6 +251,7 @@ def main(argv=None) -> None:
     ap.add_argument("data")
     ap.add_argument("--ks", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--json")
+    ap.add_argument("--scene", action="store_true", help="also the still term against the matched scene")
     ap.add_argument(
         "--xy", action="store_true", help='also the per-axis sway (docs/discriminator.md, "Sway per axis")'
     )
@@ -257,8 +276,12 @@ def main(argv=None) -> None:
     stills = {n: StillPrior(scene, thr, motion.up, how) for n, (thr, how) in STILL.items()}
     stills = stills if STILL_K in a.ks else {}
     xy = SwayXYPrior(flow_shape) if a.xy and stills else None
+    if not a.scene:
+        stills.pop("still12s", None)
     for n, still in stills.items():
         still.clip = n.endswith("c")
+        if n.endswith("s"):
+            still.scene = still.bg.copy()
     for src, start, stop in train:
         fr = clip_frames(src, start, stop)
         for still in stills.values():
@@ -334,7 +357,7 @@ def main(argv=None) -> None:
         configs[f"[{key}]"] = ((key, 1.0),)
     for key in [
         f"flow+sway{STILL_K}",
-        *(f"flow+sway{STILL_K}+{n}" for n in stills if n == "still12c"),
+        *(f"flow+sway{STILL_K}+{n}" for n in stills if n in ("still12c", "still12s")),
         *xykeys,
     ]:
         if STILL_K in a.ks:
