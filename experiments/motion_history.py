@@ -68,6 +68,18 @@ STILL = {
 STILL_K = STILL_FRAMES  # flows (frames) over which a still pixel has not moved: the sway's
 
 
+def matched_scene(scene: np.ndarray, clip: np.ndarray, threshold: float) -> np.ndarray:
+    """The training scene's grey background (H, W) with the gain and offset that best map it to the clip's
+    median (least squares; refitted once on the pixels within ``threshold`` of the first fit, so that what
+    stands in the clip's median does not pull it): the empty scene in the clip's light."""
+    x, y = scene.ravel().astype(np.float64), clip.ravel().astype(np.float64)
+    keep = np.ones_like(x, bool)
+    for _ in range(2):
+        a, b = np.polyfit(x[keep], y[keep], 1)
+        keep = np.abs(a * x + b - y) < threshold
+    return (a * scene + b).astype(np.float32)
+
+
 class StillPrior(PackageStillPrior):
     """The package's still term (:class:`stvad.motion.StillPrior`: foreground above ``threshold`` against a
     background, 3x3 opening; "diff": within its STILL_DIFF grey levels of each of the last STILL_K frames)
@@ -89,18 +101,6 @@ class StillPrior(PackageStillPrior):
             self.bg = bg.astype(np.float32).mean(axis=2)
         if self.scene is not None:
             self.bg = matched_scene(self.scene, bg.astype(np.float32).mean(axis=2), self.threshold)
-
-
-def matched_scene(scene: np.ndarray, clip: np.ndarray, threshold: float) -> np.ndarray:
-    """The training scene's grey background (H, W) with the gain and offset that best map it to the clip's
-    median (least squares; refitted once on the pixels within ``threshold`` of the first fit, so that what
-    stands in the clip's median does not pull it): the empty scene in the clip's light."""
-    x, y = scene.ravel().astype(np.float64), clip.ravel().astype(np.float64)
-    keep = np.ones_like(x, bool)
-    for _ in range(2):
-        a, b = np.polyfit(x[keep], y[keep], 1)
-        keep = np.abs(a * x + b - y) < threshold
-    return (a * scene + b).astype(np.float32)
 
     def masks(self, frames: np.ndarray, flows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` end with the one judged, ``flows`` with the one into it."""
