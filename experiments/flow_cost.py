@@ -34,6 +34,7 @@ from stvad.motion import (
     FlowPrior,
     MotionModel,
     RunningBackground,
+    SwayWindow,
     background,
     frame_score,
 )
@@ -77,18 +78,31 @@ def main(argv=None) -> None:
     motion = MotionModel((H, W)).fit([frames])
     history = [motion.flow(frames[i - 1], frames[i]) for i in range(1, motion.history)]
 
+    def kept() -> SwayWindow:  # a stream's sway, as the engine keeps it: the 7 flows before, then new ones
+        w = SwayWindow(motion.sway)
+        for f in history:
+            w.append(f)
+        return w
+
     def stream_work() -> list[float]:  # each frame's flow is computed once; the 7 before it are kept
-        return [motion.score_flows([*history, motion.flow(a, b)])[0] for a, b in zip(past[:, -1], target)]
+        out, w = [], kept()
+        for a, b in zip(past[:, -1], target):
+            f = motion.flow(a, b)
+            w.append(f)
+            out.append(motion.score_flows([*history, f], swayed=w.value())[0])
+        return out
 
     still = MotionModel((H, W), still=12).fit([frames])
     bg, running = background(frames), RunningBackground()
     last = list(frames[-STILL_FRAMES - 1 :])  # the still term's frames (its cost does not depend on them)
 
     def still_work() -> list[float]:
-        out = []
+        out, w = [], kept()
         for a, b in zip(past[:, -1], target):
             running.update(b)
-            out.append(still.score_flows([*history, still.flow(a, b)], last, bg)[0])
+            f = still.flow(a, b)
+            w.append(f)
+            out.append(still.score_flows([*history, f], last, bg, w.value())[0])
         return out
 
     fns = {v: (lambda s=s: s.score_windows(past, target)) for v, s in scorers.items()}

@@ -304,3 +304,17 @@ def test_a_file_is_scored_against_its_own_median_on_every_path(square_run, squar
     np.testing.assert_allclose(got.score, whole, rtol=1e-5, atol=1e-4)
     stream = scorer.score_frames(scorer.frames(video.source)).scores[variant]
     assert not np.allclose(stream, whole)
+
+
+def test_a_streams_sway_kept_flow_by_flow_is_the_sway_of_its_last_flows():
+    """SwayWindow gives exactly what sway() gives over the same last k flows, at every frame of a long stream
+    (fewer than k at its start), so a stream's scores equal a window's."""
+    from stvad.motion import SwayWindow, sway
+
+    rng = np.random.default_rng(0)
+    flows = [rng.normal(0, 2, (24, 32, 2)).astype(np.float32) for _ in range(40)]
+    kept = SwayWindow(8)
+    for i, f in enumerate(flows):
+        kept.append(f)
+        assert len(kept) == min(i + 1, 8)
+        np.testing.assert_array_equal(kept.value(), sway(flows[max(0, i - 7) : i + 1]))

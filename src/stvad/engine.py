@@ -26,7 +26,7 @@ from stvad.config import Config, ScoreConfig
 from stvad.data.sources import FrameSource, to_model
 from stvad.errors import StvadError
 from stvad.model import Features, feature_windows
-from stvad.motion import STILL_FRAMES, MotionModel, RunningBackground, background
+from stvad.motion import STILL_FRAMES, MotionModel, RunningBackground, SwayWindow, background
 from stvad.scoring import (
     NEEDS_D,
     NEEDS_D_MAP,
@@ -158,6 +158,7 @@ class WindowEngine:
         self.motion, self.step = motion, step
         self._prev: np.ndarray | None = None  # the last frame pushed: the flow into the next one starts there
         self._flows: deque[np.ndarray] | None = None  # the last flows since the reset, for the motion model
+        self._sway: SwayWindow | None = None  # their sway, kept up to date flow by flow
         self._frames: deque[np.ndarray] | None = None  # the last frames since the reset, for its still term
         # the still term's background: the source's, fixed by whoever knows the whole source
         # (Scorer.score_source), else a running median of the stream since the reset
@@ -199,9 +200,11 @@ class WindowEngine:
         """The flow into each frame of ``seq`` after its first (which the last call's flows end at, or the
         first after a reset), kept for the next call; for each of the last ``m`` frames what the motion
         model reads: the flows into it since the reset (the last ``motion.history`` of them), oldest first,
-        the frames up to it since the reset (the still term's last ones) and the background."""
+        the frames up to it since the reset (the still term's last ones), the background and the flows'
+        sway (kept by a :class:`stvad.motion.SwayWindow`; None without a sway or before a second flow)."""
         if self._flows is None or self._flows.maxlen != self.motion.history:
             self._flows = deque(maxlen=self.motion.history)
+            self._sway = SwayWindow(self.motion.sway) if self.motion.sway_prior is not None else None
         still = self.motion.frames_needed
         if still and self._frames is None:  # a fresh start: the first frame begins the still term's past
             self._frames, self._running = deque([seq[0]], maxlen=still), RunningBackground()
@@ -209,12 +212,15 @@ class WindowEngine:
         out = []
         for i in range(1, len(seq)):
             self._flows.append(self.motion.flow(seq[i - 1], seq[i]))
+            if self._sway is not None:
+                self._sway.append(self._flows[-1])
             bg = None
             if still:
                 self._frames.append(seq[i])
                 bg = self._running.update(seq[i]) if self.background is None else self.background
             if i >= len(seq) - m:
-                out.append((list(self._flows), list(self._frames or ()), bg))
+                swayed = self._sway.value() if self._sway is not None and len(self._flows) > 1 else None
+                out.append((list(self._flows), list(self._frames or ()), bg, swayed))
         return out
 
     def add_flow(
