@@ -111,6 +111,14 @@ class StillPrior(PackageStillPrior):
         return fg, path < self.edge
 
 
+def coherent_sway(flows: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """The sway of the flows averaged over boxes of 1/16 of the flow frame's shorter side (``cv2.blur``):
+    a walker's limbs, swinging both ways inside a box, average out; a figure going up and down as a whole
+    (a jump in place) does not."""
+    k = max(3, round(min(np.asarray(flows[0]).shape[:2]) / 16))
+    return sway(np.stack([cv2.blur(np.asarray(f, np.float32), (k, k)) for f in flows]))
+
+
 def sway_xy(flows: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """(K, H, W, 2) flows, oldest first -> (H, W, 2) the sway of each axis alone, ``(sum |f_k,a| - |sum
     f_k,a|) / 2`` for a = x, y: a jump in place sways up and down, a walker's limbs along its way."""
@@ -151,6 +159,7 @@ def motion_rows(
     frames: np.ndarray | None = None,
     stills: dict[str, StillPrior] | None = None,
     xy: SwayXYPrior | None = None,
+    coh: SwayPrior | None = None,
 ) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
     the last K flows (fewer where fewer are given); with ``frames`` (ending with the one judged) and
@@ -164,6 +173,11 @@ def motion_rows(
         if k == STILL_K and stills:
             for name, still in stills.items():
                 row[f"flow+sway{k}+{name}"] = frame_score(ft + st + still.terms(frames, flows[-k:]), PATCH)
+                if coh is not None and name == "still12c":  # the coherent sway in place of the sway
+                    ct = coh.terms(coherent_sway(flows[-k:]))
+                    row[f"flow+swaycoh{k}+{name}"] = frame_score(
+                        ft + ct + still.terms(frames, flows[-k:]), PATCH
+                    )
                 if xy is not None and name == "still12c":  # the per-axis sway in place of the sway
                     xt = xy.terms(sway_xy(np.stack(flows[-k:])))
                     row[f"flow+swayxy{k}+{name}"] = frame_score(
@@ -224,7 +238,9 @@ def summary(files: list[str]) -> None:
             )
             still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
-    xy = [c for c in names if c.startswith("f2|[flow+swayxy") or c == "f2|[flow+sway8+still12s]"]
+    xy = [
+        c for c in names if c.startswith(("f2|[flow+swayxy", "f2|[flow+swaycoh")) or c.endswith("still12s]")
+    ]
     if xy:  # "Sway per axis", "The training scene in each video's light": the five-glide rule against the
         # default, f2|[flow+sway8+still12c]
         base = "f2|[flow+sway8+still12c]"
@@ -251,6 +267,7 @@ def main(argv=None) -> None:
     ap.add_argument("data")
     ap.add_argument("--ks", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--json")
+    ap.add_argument("--coherent", action="store_true", help='also the coherent sway ("Coherent sway")')
     ap.add_argument("--scene", action="store_true", help="also the still term against the matched scene")
     ap.add_argument(
         "--xy", action="store_true", help='also the per-axis sway (docs/discriminator.md, "Sway per axis")'
@@ -276,6 +293,7 @@ def main(argv=None) -> None:
     stills = {n: StillPrior(scene, thr, motion.up, how) for n, (thr, how) in STILL.items()}
     stills = stills if STILL_K in a.ks else {}
     xy = SwayXYPrior(flow_shape) if a.xy and stills else None
+    coh = SwayPrior(flow_shape) if a.coherent and stills else None
     if not a.scene:
         stills.pop("still12s", None)
     for n, still in stills.items():
@@ -294,11 +312,13 @@ def main(argv=None) -> None:
                     prior.fit(sway(np.stack(fl[i - k + 1 : i + 1])))
             if xy is not None and i >= STILL_K - 1:
                 xy.fit(sway_xy(np.stack(fl[i - STILL_K + 1 : i + 1])))
+            if coh is not None and i >= STILL_K - 1:
+                coh.fit(coherent_sway(fl[i - STILL_K + 1 : i + 1]))
             if i >= STILL_K - 1:
                 for still in stills.values():
                     still.fit(fr[i + 1 - STILL_K : i + 2], fl[i - STILL_K + 1 : i + 1])
     motion.prior.finish()
-    for prior in [*priors.values(), *stills.values(), *([xy] if xy is not None else [])]:
+    for prior in [*priors.values(), *stills.values(), *(p for p in (xy, coh) if p is not None)]:
         prior.finish()
     print(f"priors fitted at {time.time() - t0:.0f} s", file=sys.stderr)
 
@@ -324,7 +344,7 @@ def main(argv=None) -> None:
             rows = []
             for w in wins:
                 flows = [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)]
-                rows.append(motion_rows(motion, priors, flows, w, stills, xy))
+                rows.append(motion_rows(motion, priors, flows, w, stills, xy, coh))
             rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -353,6 +373,7 @@ def main(argv=None) -> None:
     # "The larger of f2 and the motion score")
     maxed = set()
     xykeys = [f"flow+swayxy{STILL_K}+still12c"] if xy is not None else []
+    xykeys += [f"flow+swaycoh{STILL_K}+still12c"] if coh is not None else []
     for key in xykeys:
         configs[f"[{key}]"] = ((key, 1.0),)
     for key in [
@@ -390,7 +411,9 @@ def main(argv=None) -> None:
         for still in stills.values():
             still.clip_background(background(fr))
         rows = [
-            motion_rows(motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills, xy)
+            motion_rows(
+                motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills, xy, coh
+            )
             for i in sc.index
         ]
         recs.append({"f2": sc.scores["f2"], **{key: np.array([r[key] for r in rows]) for key in rows[0]}})
