@@ -37,21 +37,18 @@ import cv2
 import numpy as np
 import torch
 
+from glide_rule import HELD, five, glide_aurocs, test_aurocs, worst
+from glide_rule import passes as passes_five
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, background, glide_windows, moving_side
 from stvad.data.synth_events import read_events
 from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
-from stvad.evaluate import by_event_type
-from stvad.metrics import auroc_micro
 from stvad.motion import MAG_EDGES, STILL_FRAMES, MotionModel, SwayPrior, frame_score, sway
 from stvad.motion import StillPrior as PackageStillPrior
-from stvad.scoring import postprocess
 
-GLIDES = ("fast", "across", "back")  # the criterion's
-# and the oscillating glide (the fourth criterion) and the standing one (the still term's), judged beside it
-HELD = (*GLIDES, "oscillate", "stand")
+GLIDES = ("fast", "across", "back")  # the criterion's; glide_rule.HELD adds the oscillating and standing
 WEIGHTS = (0.5, 1.0, 2.0)
 PATCH = 0.125
 # the still term's candidates: name -> foreground threshold (grey levels) and how "still" is read, from the
@@ -230,12 +227,7 @@ def summary(files: list[str]) -> None:
                 and rows[n]["stand"] >= sway8[n]["stand"] + 0.02
                 for n in res
             )
-            five = lambda r: np.mean([r["glides"][g] for g in HELD])  # noqa: E731
-            fused = sum(
-                five(rows[n]) >= five(sway8[n]) + 0.005
-                and min(rows[n]["glides"][g] - sway8[n]["glides"][g] for g in HELD) >= -0.02
-                for n in res
-            )
+            fused = sum(passes_five(rows[n], sway8[n]) for n in res)
             still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
     xy = [
@@ -247,16 +239,13 @@ def summary(files: list[str]) -> None:
         print(f"\n| five glides (mean, worst against `{base}`) | " + " | ".join(res) + " | passes |")
         print("|" + "---|" * (len(res) + 2))
         for c in [base, *xy]:
-            cells, passes = [], 0
-            for r in res.values():
-                a, b = r["configs"][c]["glides"], r["configs"][base]["glides"]
-                m, worst = np.mean([a[g] for g in HELD]), min(a[g] - b[g] for g in HELD)
-                ok = m >= np.mean([b[g] for g in HELD]) + 0.005 and worst >= -0.02
-                passes += ok and c != base
-                cells.append(
-                    f"{100 * m:.2f} ({100 * worst:+.1f}) / {100 * r['configs'][c]['test']['all']:.1f}"
-                )
-            print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == base else passes} |")
+            rows = [(r["configs"][c], r["configs"][base]) for r in res.values()]
+            cells = [
+                f"{100 * five(x):.2f} ({100 * worst(x, b):+.1f}) / {100 * x['test']['all']:.1f}"
+                for x, b in rows
+            ]
+            n_pass = sum(passes_five(x, b) for x, b in rows)
+            print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == base else n_pass} |")
 
 
 def main(argv=None) -> None:
@@ -389,18 +378,7 @@ def main(argv=None) -> None:
         terms = [w * z(key)(rec[key]) for key, w in configs[name]]
         return functools.reduce(np.maximum, terms) if name in maxed else sum(terms)
 
-    crit = {}
-    for name in configs:
-        row = {}
-        for g in HELD:
-            clips = [ci for ci in held[g] if ci in held["normal"]]
-            s = [
-                np.concatenate([combine(held["normal"][ci], name), combine(held[g][ci], name)])
-                for ci in clips
-            ]
-            y = [np.repeat([0, 1], [len(held["normal"][ci]["f2"]), len(held[g][ci]["f2"])]) for ci in clips]
-            row[g] = auroc_micro(postprocess(s, norm), y)
-        crit[name] = row
+    crit = glide_aurocs(held, combine, configs, norm)
 
     # test videos, read after the criterion is computed
     recs, labels, index = [], [], []
@@ -420,13 +398,10 @@ def main(argv=None) -> None:
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
     print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
-    scores = {name: [combine(r, name) for r in recs] for name in configs}
-    events = read_events(a.data)
-    by_type = by_event_type(events, ds.test, index, scores, labels, norm) if events else {}
+    tests = test_aurocs(configs, recs, labels, index, ds.test, read_events(a.data), norm, combine)
     out = {}
-    for name in configs:
+    for name, test in tests.items():
         c = float(np.mean([crit[name][g] for g in GLIDES]))
-        test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
         out[name] = {
             "criterion": c,
             "oscillate": crit[name]["oscillate"],

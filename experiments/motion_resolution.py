@@ -36,19 +36,16 @@ import cv2
 import numpy as np
 import torch
 
+from glide_rule import HELD, five, glide_aurocs, passes, spread_background, test_aurocs
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, glide_windows, moving_side
 from stvad.data.pseudo import background as scene
 from stvad.data.synth_events import read_events
 from stvad.data.windows import split_train_val
-from stvad.engine import BACKGROUND_FRAMES, Scorer
-from stvad.evaluate import by_event_type
-from stvad.metrics import auroc_micro
-from stvad.motion import SWAY, MotionModel, background
-from stvad.scoring import postprocess
+from stvad.engine import Scorer
+from stvad.motion import SWAY, MotionModel
 
-HELD = ("fast", "across", "back", "oscillate", "stand")
 STILL = 12.0  # the default's still term
 CONFIGS = {"f2|[model]": ("f2", "model"), "f2|[source]": ("f2", "source"), "model": ("model",),
            "source": ("source",), "f2": ("f2",)}  # fmt: skip
@@ -60,20 +57,10 @@ def shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack(out).reshape(len(frames), *size, frames.shape[-1])
 
 
-def spread_background(frames: np.ndarray) -> np.ndarray:
-    """A whole source's background as the package takes it: the median of up to 400 frames spread over it."""
-    step = max(1, len(frames) // BACKGROUND_FRAMES)
-    return background(frames[::step])
-
-
 def window_score(motion: MotionModel, w: np.ndarray, bg: np.ndarray) -> float:
     """The motion score of a window's last frame with the flows (and frames) before it in the window."""
     flows = [motion.flow(w[i - 1], w[i]) for i in range(1, len(w))]
     return motion.score_flows(flows, list(w), bg)[0]
-
-
-def five(row: dict) -> float:
-    return float(np.mean([row["glides"][g] for g in HELD]))
 
 
 def summary(files: list[str]) -> None:
@@ -84,13 +71,9 @@ def summary(files: list[str]) -> None:
     base = {n: r["configs"]["f2|[model]"] for n, r in res.items()}
     for c in CONFIGS:
         rows = {n: r["configs"][c] for n, r in res.items()}
-        passes = sum(
-            five(rows[n]) >= five(base[n]) + 0.005
-            and min(rows[n]["glides"][g] - base[n]["glides"][g] for g in HELD) >= -0.02
-            for n in res
-        )
+        n_pass = sum(passes(rows[n], base[n]) for n in res)
         cells = [f"{100 * five(x):.2f} / {100 * x['test']['all']:.1f}" for x in rows.values()]
-        print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == 'f2|[model]' else passes} |")
+        print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == 'f2|[model]' else n_pass} |")
 
 
 def main(argv=None) -> None:
@@ -153,18 +136,7 @@ def main(argv=None) -> None:
         terms = [(rec[k] - scales[k][0]) / scales[k][1] for k in CONFIGS[name]]
         return functools.reduce(np.maximum, terms)
 
-    crit = {}
-    for name in CONFIGS:
-        row = {}
-        for g in HELD:
-            clips = [ci for ci in held[g] if ci in held["normal"]]
-            s = [
-                np.concatenate([combine(held["normal"][ci], name), combine(held[g][ci], name)])
-                for ci in clips
-            ]
-            y = [np.repeat([0, 1], [len(held["normal"][ci]["f2"]), len(held[g][ci]["f2"])]) for ci in clips]
-            row[g] = auroc_micro(postprocess(s, norm), y)
-        crit[name] = row
+    crit = glide_aurocs(held, combine, CONFIGS, norm)
 
     # test videos, read after the criterion is computed
     recs, labels, index = [], [], []
@@ -180,12 +152,9 @@ def main(argv=None) -> None:
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
     print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
-    scores = {name: [combine(r, name) for r in recs] for name in CONFIGS}
-    events = read_events(a.data)
-    by_type = by_event_type(events, ds.test, index, scores, labels, norm) if events else {}
+    tests = test_aurocs(CONFIGS, recs, labels, index, ds.test, read_events(a.data), norm, combine)
     out = {}
-    for name in CONFIGS:
-        test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
+    for name, test in tests.items():
         out[name] = {"glides": crit[name], "five": five({"glides": crit[name]}), "test": test}
         print(
             f"{name:14} five {100 * out[name]['five']:6.2f}  "

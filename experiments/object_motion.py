@@ -46,19 +46,16 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from glide_rule import HELD, five, glide_aurocs, passes, spread_background, test_aurocs, worst
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
 from stvad.data.pseudo import PseudoSpec, glide_windows, moving_side
 from stvad.data.pseudo import background as scene
 from stvad.data.synth_events import read_events
 from stvad.data.windows import split_train_val
-from stvad.engine import BACKGROUND_FRAMES, Scorer
-from stvad.evaluate import by_event_type
-from stvad.metrics import auroc_micro
+from stvad.engine import Scorer
 from stvad.motion import N_DIR, SWAY, MotionModel, _grey, background
-from stvad.scoring import postprocess
 
-HELD = ("fast", "across", "back", "oscillate", "stand")
 STILL = 12.0  # the default's still term, and the blobs' foreground threshold
 K_NEAR = 3
 CONFIGS = {
@@ -117,15 +114,6 @@ class Density:
         return float(dist.mean(1).max())
 
 
-def spread_background(frames: np.ndarray) -> np.ndarray:
-    step = max(1, len(frames) // BACKGROUND_FRAMES)
-    return background(frames[::step])
-
-
-def five(row: dict) -> float:
-    return float(np.mean([row["glides"][g] for g in HELD]))
-
-
 def summary(files: list[str]) -> None:
     """Per set: the mean of the five glides (worst glide's difference from the default) / test AUROC."""
     res = {Path(f).stem.removeprefix("object_motion_"): json.loads(Path(f).read_text()) for f in files}
@@ -134,13 +122,13 @@ def summary(files: list[str]) -> None:
     base = {n: r["configs"]["f2|[motion]"] for n, r in res.items()}
     for c in CONFIGS:
         rows = {n: r["configs"][c] for n, r in res.items()}
-        worst = {n: min(rows[n]["glides"][g] - base[n]["glides"][g] for g in HELD) for n in res}
-        passes = sum(five(rows[n]) >= five(base[n]) + 0.005 and worst[n] >= -0.02 for n in res)
+        fell = {n: worst(rows[n], base[n]) for n in res}
+        n_pass = sum(passes(rows[n], base[n]) for n in res)
         cells = [
-            f"{100 * five(rows[n]):.2f} ({100 * worst[n]:+.1f}) / {100 * rows[n]['test']['all']:.1f}"
+            f"{100 * five(rows[n]):.2f} ({100 * fell[n]:+.1f}) / {100 * rows[n]['test']['all']:.1f}"
             for n in res
         ]
-        print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == 'f2|[motion]' else passes} |")
+        print(f"| `{c}` | " + " | ".join(cells) + f" | {'—' if c == 'f2|[motion]' else n_pass} |")
 
 
 def main(argv=None) -> None:
@@ -213,18 +201,7 @@ def main(argv=None) -> None:
     def combine(rec, name):
         return functools.reduce(np.maximum, [(rec[k] - scales[k][0]) / scales[k][1] for k in CONFIGS[name]])
 
-    crit = {}
-    for name in CONFIGS:
-        row = {}
-        for g in HELD:
-            clips = [ci for ci in held[g] if ci in held["normal"]]
-            s = [
-                np.concatenate([combine(held["normal"][ci], name), combine(held[g][ci], name)])
-                for ci in clips
-            ]
-            y = [np.repeat([0, 1], [len(held["normal"][ci]["f2"]), len(held[g][ci]["f2"])]) for ci in clips]
-            row[g] = auroc_micro(postprocess(s, norm), y)
-        crit[name] = row
+    crit = glide_aurocs(held, combine, CONFIGS, norm)
 
     # test videos, read after the criterion is computed
     recs, labels, index = [], [], []
@@ -237,12 +214,9 @@ def main(argv=None) -> None:
         labels.append(np.asarray(v.labels)[sc.index])
         index.append(sc.index)
     print(f"test scored at {time.time() - t0:.0f} s", file=sys.stderr)
-    scores = {name: [combine(r, name) for r in recs] for name in CONFIGS}
-    events = read_events(a.data)
-    by_type = by_event_type(events, ds.test, index, scores, labels, norm) if events else {}
+    tests = test_aurocs(CONFIGS, recs, labels, index, ds.test, read_events(a.data), norm, combine)
     out = {}
-    for name in CONFIGS:
-        test = {"all": auroc_micro(postprocess(scores[name], norm), labels), **by_type.get(name, {})}
+    for name, test in tests.items():
         out[name] = {"glides": crit[name], "five": five({"glides": crit[name]}), "test": test}
         print(
             f"{name:22} five {100 * out[name]['five']:6.2f}  "
