@@ -325,12 +325,14 @@ class MotionModel:
         for clip in clips:
             clip = list(clip)
             bg = background(clip) if self.still_prior is not None and clip else None
-            flows: deque[np.ndarray] = deque(maxlen=self.history)
+            swaying = SwayWindow(self.sway) if self.sway_prior is not None else None
             for i in range(1, len(clip)):
-                flows.append(self.flow(clip[i - 1], clip[i]))
-                self.prior.fit(flows[-1])
-                if self.sway_prior is not None and len(flows) == self.sway:
-                    self.sway_prior.fit(sway(flows))
+                flow = self.flow(clip[i - 1], clip[i])
+                self.prior.fit(flow)
+                if swaying is not None:
+                    swaying.append(flow)
+                    if len(swaying) == self.sway:
+                        self.sway_prior.fit(swaying.value())
                 if bg is not None and i >= STILL_FRAMES:
                     self.still_prior.fit(clip[i - STILL_FRAMES : i + 1], bg)
         for prior in (self.prior, self.sway_prior, self.still_prior):
