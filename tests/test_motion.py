@@ -318,3 +318,32 @@ def test_a_streams_sway_kept_flow_by_flow_is_the_sway_of_its_last_flows():
         kept.append(f)
         assert len(kept) == min(i + 1, 8)
         np.testing.assert_array_equal(kept.value(), sway(flows[max(0, i - 7) : i + 1]))
+
+
+def test_alarms_are_calibrated_on_held_out_clips_scored_as_files(square_run, square_data, tmp_path):
+    """calibrate judges the still term of each held-out clip against its whole training video's median and
+    of each extra source against its own, as `stvad score` judges a file and fit_motion standardised the
+    flow score, not against a stream's cold running median (which takes a clip's people for background)."""
+    from stvad.calibration import calibrate
+    from stvad.data.sources import open_source
+
+    run = tmp_path / "run"
+    shutil.copytree(square_run, run)
+    fit_motion(run, still=12)
+    how = ["score.variant=flow", "score.causal_window=1"]
+    extra = open_dataset(square_data).test[0].source.path  # a square stops in it: the still term fires
+    cal = calibrate(run, quantile=0.9, score_set=how, sources=[extra])
+    scorer = Scorer.from_run(run, variants=("flow",))
+    scorer.cfg = scorer.cfg.with_score(how)
+    assert scorer.engine.motion.frames_needed
+    as_files, as_streams = [], []
+    for src, start, stop in [*scorer.heldout_clips(), (open_source(extra), 0, None)]:
+        as_streams.append(scorer.score_frames(scorer.frames(src, start, stop)).scores["flow"])
+        with scorer.engine.whole_source(src):
+            as_files.append(scorer.score_frames(scorer.frames(src, start, stop)).scores["flow"])
+    as_files, as_streams = np.concatenate(as_files), np.concatenate(as_streams)
+    assert cal["frames"] == as_files.size
+    assert cal["normal_mean"] == pytest.approx(float(as_files.mean()), rel=1e-5, abs=1e-5)
+    assert cal["threshold"] == pytest.approx(float(np.quantile(as_files, 0.9)), rel=1e-5, abs=1e-5)
+    assert not np.allclose(as_files, as_streams)
+    assert scorer.engine.background is None
