@@ -48,8 +48,7 @@ def main() -> None:
         return sc.score_frames(sc.frames(src, start, stop)).scores[v]
 
     def file(src, start=0, stop=None):
-        with sc.engine.whole_source(src):
-            return sc.score_frames(sc.frames(src, start, stop)).scores[v]
+        return sc.score_source(src, start=start, stop=stop).scores[v]
 
     def warm(src, start, stop):
         s0 = max(0, start - a.lead)
@@ -65,11 +64,7 @@ def main() -> None:
     for mode in ("file", "stream"):
         normal = []
         for vid in open_dataset(a.data).test:
-            if mode == "file":
-                with sc.engine.whole_source(vid.source):
-                    got = sc.score_frames(sc.frames(vid.source))
-            else:
-                got = sc.score_frames(sc.frames(vid.source))
+            got = sc.score_source(vid.source) if mode == "file" else sc.score_frames(sc.frames(vid.source))
             normal.append(got.scores[v][np.asarray(vid.labels)[got.index] == 0])
         normal = np.concatenate(normal)
         test[mode] = {"normal_frames": normal.size, "normal_mean": float(normal.mean())}

@@ -129,8 +129,13 @@ def calibrate(
     extra = [open_source(s) for s in sources]  # every one readable before any is scored
     clips = [*val_clips, *((src, 0, None) for src in extra)]
     normal = np.concatenate(
-        [  # each clip smoothed on its own, as a live alarm smooths a stream
-            causal_mean(_heldout_scores(scorer, src, start, stop, progress), cfg.score.causal_window)
+        [  # each clip smoothed on its own, as a live alarm smooths a stream; scored as a file is (a held-out
+            # tail against its whole training video's background, as fit_motion standardises the flow score):
+            # as a cold stream it takes the tail's people for background (docs/usage.md, the numbers)
+            causal_mean(
+                scorer.score_source(src, progress=progress, start=start, stop=stop).scores[cfg.score.variant],
+                cfg.score.causal_window,
+            )
             for src, start, stop in clips
         ]
     )
@@ -156,17 +161,6 @@ def calibrate(
         )
     atomic_write_json(run_dir / CALIBRATION_FILE, cal)
     return cal
-
-
-def _heldout_scores(scorer: Scorer, src, start: int, stop: int | None, progress: bool) -> np.ndarray:
-    """The alarm scores of frames ``start:stop`` of ``src``, the still term judged against the whole
-    source's background, as a file is scored (``stvad score``) and as :func:`fit_motion` standardised the
-    flow score. Scored as a stream from a cold running median instead, a held-out clip (a short tail) sees
-    people in the background and scores lower: on Ped2 the 0.99 threshold came out 2.9 against 4.5, and
-    10% of the normal test frames scored as files (19% as streams) rose above it, against 6% (9%)."""
-    with scorer.engine.whole_source(src):
-        frames = scorer.frames(src, start, stop)
-        return scorer.score_frames(frames, name=src.name, progress=progress).scores[scorer.cfg.score.variant]
 
 
 def alarm_config(cfg: Config, calibration: dict | None) -> Config:

@@ -520,13 +520,18 @@ class Scorer:
         return source_background(source, self.cfg)
 
     def score_source(
-        self, source: FrameSource, keep_maps: bool = False, progress: bool = False
+        self,
+        source: FrameSource,
+        keep_maps: bool = False,
+        progress: bool = False,
+        start: int = 0,
+        stop: int | None = None,
     ) -> SourceScores:
-        """Score a whole source (:meth:`score_frames`); a motion model with the still term reads it once
-        more first, for its background (the median of up to :data:`BACKGROUND_FRAMES` frames spread over
-        it)."""
+        """Score a whole source, or its frames ``start:stop`` (:meth:`score_frames`), as a file is scored:
+        a motion model with the still term reads it once more first, for the whole source's background
+        (the median of up to :data:`BACKGROUND_FRAMES` frames spread over it)."""
         with self.engine.whole_source(source):
-            frames = self.frames(source)
+            frames = self.frames(source, start, stop)
             return self.score_frames(frames, name=source.name, keep_maps=keep_maps, progress=progress)
 
 
