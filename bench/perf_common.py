@@ -45,9 +45,10 @@ def texture_windows(cfg: Config, batch: int, seed: int = 0) -> tuple[np.ndarray,
 
 
 def with_motion(run: LoadedRun, frames: np.ndarray) -> LoadedRun:
-    """``run`` with a motion model fitted on ``frames`` and unit standardisers for its own scoring, so that
-    the flow scores can be timed (their cost does not depend on what the model learned)."""
-    motion = MotionModel(run.config.data.size).fit([frames])
+    """``run`` with a motion model fitted on ``frames`` (with the config's still term, ``score.still``) and
+    unit standardisers for its own scoring, so that the flow scores can be timed (their cost does not
+    depend on what the model learned)."""
+    motion = MotionModel(run.config.data.size, still=run.config.score.still).fit([frames])
     key = scale_key(run.config.score, run.meta.get("step"))
     motion.scales = {"flow": [0.0, 1.0], "f2": {key: [0.0, 1.0]}}
     return run._replace(motion=motion)

@@ -19,7 +19,14 @@ interleaved, A B C A B C ..., and reduced to medians, so a change in the load of
 every row alike. FLOPs per frame are counted by torch.utils.flop_counter over one scored batch
 (convolutions and matrix products; element-wise work is not counted) and divided by the batch; achieved
 GFLOP/s is that times frames/s, stated as a fraction of the matrix-multiply peak measured in the same run
-with the same threads. Writes bench/results/score_throughput.json.
+with the same threads.
+
+The ``stream`` rows time what ``stvad score`` and ``stvad watch`` run, ``Scorer.score_frames`` over a clip of
+4 B + T frames of the same texture (B the config's largest batch, the chunk G and D run on), each frame
+read once: ``only-stn``, ``full`` and ``f2+flow`` with the preset's motion model (one DIS flow a frame,
+the sway over the last 8, the still term with a stream's running background, ``score.still``, and the
+preset's ``score.fusion``), so the optical flow and every other extra input are counted in its time.
+Writes bench/results/score_throughput.json.
 """
 
 from __future__ import annotations
@@ -127,6 +134,44 @@ def measure(name: str, paths: tuple[str, ...], repeats: int, min_seconds: float,
     return rows
 
 
+STREAM_VARIANTS = ("full", "f2+flow", "only-stn")
+
+
+def measure_stream(name: str, repeats: int, min_seconds: float) -> list[dict]:
+    """Per frame, ``Scorer.score_frames`` over one clip for each of :data:`STREAM_VARIANTS`, interleaved."""
+    base, overrides, batches = CONFIGS[name]
+    cfg = preset(base).override(overrides)
+    B, T = max(batches), cfg.data.T
+    frames = texture_windows(cfg, 4 * B)[0]
+    scorers = {}
+    for v in STREAM_VARIANTS:
+        run = random_run(cfg)
+        scorers[v] = Scorer(with_motion(run, frames) if v in NEEDS_FLOW else run, batch_size=B, variants=(v,))
+    fns = {v: (lambda s=s: s.score_frames(iter(frames))) for v, s in scorers.items()}
+    samples = interleaved(fns, repeats, min_seconds=min_seconds, warmup=1)
+    n = len(frames) - T  # the frames that get a score
+    per_frame = {v: median(t) / n for v, t in samples.items()}
+    motion = scorers["f2+flow"].engine.motion
+    return [
+        {
+            "config": name,
+            "preset": base,
+            "size": list(cfg.data.size),
+            "T": T,
+            "chunk": B,
+            "frames_scored": n,
+            "variant": v,
+            "motion": {"sway": motion.sway, "still": motion.still, "fusion": cfg.score.fusion}
+            if v in NEEDS_FLOW
+            else None,
+            "ms_per_frame": round(1e3 * s, 3),
+            "ratio_to_only_stn": round(s / per_frame["only-stn"], 3),
+            "samples": len(samples[v]),
+        }
+        for v, s in per_frame.items()
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", default=["cpu64", "cpu256"], choices=list(CONFIGS))
@@ -139,6 +184,9 @@ def main() -> None:
         default=1,
         help="torch threads (1: on a shared machine OpenMP threads waiting for a busy core stall)",
     )
+    p.add_argument(
+        "--stream", nargs="*", default=["cpu64"], choices=list(CONFIGS), help="configs of the stream rows"
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "score_throughput.json")
     a = p.parse_args()
     threads = set_threads(a.threads)
@@ -148,6 +196,7 @@ def main() -> None:
     rows = [
         r for name in a.configs for r in measure(name, paths, a.repeats, a.min_seconds, peak["peak_gflops"])
     ]
+    stream = [r for name in a.stream for r in measure_stream(name, a.repeats, a.min_seconds)]
     peak_after = matmul_peak()
     load_after = load_1min()
 
@@ -166,6 +215,12 @@ def main() -> None:
             f"{r['config']:9} {r['batch']:>5} {r['variant']:13} {r['path']:11} {r['frames_per_s']:>9.1f} "
             f"{r['ms_per_frame']:>9.2f} {ratio:>9} {r['mflop_per_frame']:>9.0f} "
             f"{r['achieved_gflops']:>8.1f} {100 * r['fraction_of_peak']:>6.1f}% {vs:>7}"
+        )
+    print(f"\n{'stream':9} {'chunk':>5} {'variant':13} {'ms/frame':>9} {'/only-stn':>9}")
+    for r in stream:
+        print(
+            f"{r['config']:9} {r['chunk']:>5} {r['variant']:13} {r['ms_per_frame']:>9.2f} "
+            f"{r['ratio_to_only_stn']:>9.2f}"
         )
     checks = [
         {
@@ -194,6 +249,7 @@ def main() -> None:
             "command": "python bench/score_throughput.py "
             + " ".join(
                 [f"--configs {' '.join(a.configs)}", f"--paths {' '.join(a.paths)}"]
+                + [f"--stream {' '.join(a.stream)}"]
                 + [f"--repeats {a.repeats}", f"--min-seconds {a.min_seconds}", f"--threads {a.threads}"]
             ),
             **machine(),
@@ -211,6 +267,7 @@ def main() -> None:
             ),
             "with_d_over_only_stn": checks,
             "rows": rows,
+            "stream_rows": stream,
         },
     )
     print(f"wrote {a.out}")

@@ -45,7 +45,7 @@ from stvad.data.pseudo import PseudoSpec, background, glide_windows, moving_side
 from stvad.data.synth_events import read_events
 from stvad.data.windows import split_train_val
 from stvad.engine import Scorer
-from stvad.motion import MAG_EDGES, STILL_FRAMES, MotionModel, SwayPrior, frame_score, sway
+from stvad.motion import GRID, MAG_EDGES, STILL_FRAMES, MotionModel, SwayPrior, frame_score, sway
 from stvad.motion import StillPrior as PackageStillPrior
 
 GLIDES = ("fast", "across", "back")  # the criterion's; glide_rule.HELD adds the oscillating and standing
@@ -149,6 +149,16 @@ class SwayXYPrior(SwayPrior):
         return t
 
 
+def occupancy(prior, n_flows: int) -> np.ndarray:
+    """Per pixel of the flow frame, -log p(moving | its cell): the cell's moving pixels over all its pixels
+    in the ``n_flows`` training flows the fitted ``prior`` counted, one count smoothed into each (float32;
+    docs/discriminator.md, "Motion where nothing moves")."""
+    moving = prior.counts.sum(-1) - prior.counts.shape[-1]  # less the Laplace count in every bin
+    pixels = np.bincount((prior.ci * GRID + prior.cj).ravel(), minlength=GRID * GRID).reshape(GRID, GRID)
+    nll = -np.log((moving + 1.0) / (n_flows * pixels + 2.0))
+    return nll[prior.ci, prior.cj].astype(np.float32)
+
+
 def motion_rows(
     motion: MotionModel,
     priors: dict[int, SwayPrior],
@@ -157,10 +167,12 @@ def motion_rows(
     stills: dict[str, StillPrior] | None = None,
     xy: SwayXYPrior | None = None,
     coh: SwayPrior | None = None,
+    occ: np.ndarray | None = None,
 ) -> dict:
     """Scores of the frame after the last of ``flows`` (oldest first): the flow's, and each K's sway over
     the last K flows (fewer where fewer are given); with ``frames`` (ending with the one judged) and
-    ``stills``, the flow, the sway over 8 and each still term summed."""
+    ``stills``, the flow, the sway over 8 and each still term summed; with ``occ`` (:func:`occupancy`) also
+    the same with -log p(moving | cell) added where a pixel moves."""
     ft = motion.prior.terms(flows[-1])
     row = {"flow": frame_score(ft, PATCH)}
     for k, prior in priors.items():
@@ -170,6 +182,11 @@ def motion_rows(
         if k == STILL_K and stills:
             for name, still in stills.items():
                 row[f"flow+sway{k}+{name}"] = frame_score(ft + st + still.terms(frames, flows[-k:]), PATCH)
+                if occ is not None and name == "still12c":  # motion where motion is rare
+                    ot = np.where(ft > 0, occ, np.float32(0))  # every moving pixel's term is above 0
+                    row[f"flow+occ+sway{k}+{name}"] = frame_score(
+                        ft + ot + st + still.terms(frames, flows[-k:]), PATCH
+                    )
                 if coh is not None and name == "still12c":  # the coherent sway in place of the sway
                     ct = coh.terms(coherent_sway(flows[-k:]))
                     row[f"flow+swaycoh{k}+{name}"] = frame_score(
@@ -231,7 +248,10 @@ def summary(files: list[str]) -> None:
             still = f" {held} | {fused} | {100 * np.mean([five(rows[n]) for n in res]):.2f} |"
         print(f"| {c} | " + " | ".join(cells) + f" | {above} | {passes} |{still} {100 * np.mean(four):.2f} |")
     xy = [
-        c for c in names if c.startswith(("f2|[flow+swayxy", "f2|[flow+swaycoh")) or c.endswith("still12s]")
+        c
+        for c in names
+        if c.startswith(("f2|[flow+swayxy", "f2|[flow+swaycoh", "f2|[flow+occ", "asinh:"))
+        or c.endswith("still12s]")
     ]
     if xy:  # "Sway per axis", "The training scene in each video's light": the five-glide rule against the
         # default, f2|[flow+sway8+still12c]
@@ -261,6 +281,11 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--xy", action="store_true", help='also the per-axis sway (docs/discriminator.md, "Sway per axis")'
     )
+    ap.add_argument(
+        "--occ",
+        action="store_true",
+        help='also motion where nothing moves and the asinh score ("Motion where nothing moves")',
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -289,11 +314,13 @@ def main(argv=None) -> None:
         still.clip = n.endswith("c")
         if n.endswith("s"):
             still.scene = still.bg.copy()
+    n_flows = 0  # training flows the flow prior counted (the occupancy's denominator)
     for src, start, stop in train:
         fr = clip_frames(src, start, stop)
         for still in stills.values():
             still.clip_background(background(fr))
         fl = [motion.flow(fr[i - 1], fr[i]) for i in range(1, len(fr))]
+        n_flows += len(fl)
         for i, f in enumerate(fl):
             motion.prior.fit(f)
             for k, prior in priors.items():
@@ -307,6 +334,7 @@ def main(argv=None) -> None:
                 for still in stills.values():
                     still.fit(fr[i + 1 - STILL_K : i + 2], fl[i - STILL_K + 1 : i + 1])
     motion.prior.finish()
+    occ = occupancy(motion.prior, n_flows) if a.occ and stills else None
     for prior in [*priors.values(), *stills.values(), *(p for p in (xy, coh) if p is not None)]:
         prior.finish()
     print(f"priors fitted at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -333,7 +361,7 @@ def main(argv=None) -> None:
             rows = []
             for w in wins:
                 flows = [motion.flow(w[i - 1], w[i]) for i in range(1, K + 1)]
-                rows.append(motion_rows(motion, priors, flows, w, stills, xy, coh))
+                rows.append(motion_rows(motion, priors, flows, w, stills, xy, coh, occ))
             rec |= {key: np.array([r[key] for r in rows]) for key in rows[0]}
             held[g][ci] = rec
     print(f"held-out scored at {time.time() - t0:.0f} s", file=sys.stderr)
@@ -363,6 +391,7 @@ def main(argv=None) -> None:
     maxed = set()
     xykeys = [f"flow+swayxy{STILL_K}+still12c"] if xy is not None else []
     xykeys += [f"flow+swaycoh{STILL_K}+still12c"] if coh is not None else []
+    xykeys += [f"flow+occ+sway{STILL_K}+still12c"] if occ is not None else []
     for key in xykeys:
         configs[f"[{key}]"] = ((key, 1.0),)
     for key in [
@@ -374,9 +403,18 @@ def main(argv=None) -> None:
             configs[f"f2|[{key}]"] = (("f2", 1.0), (key, 1.0))
             maxed.add(f"f2|[{key}]")
 
+    # the fused score's asinh (docs/discriminator.md, "Motion where nothing moves, and a compressed score")
+    squash = set()
+    if occ is not None:
+        for key in (f"flow+sway{STILL_K}+still12c", f"flow+occ+sway{STILL_K}+still12c"):
+            configs[f"asinh:f2|[{key}]"] = configs[f"f2|[{key}]"]
+            maxed.add(f"asinh:f2|[{key}]")
+            squash.add(f"asinh:f2|[{key}]")
+
     def combine(rec, name):
         terms = [w * z(key)(rec[key]) for key, w in configs[name]]
-        return functools.reduce(np.maximum, terms) if name in maxed else sum(terms)
+        out = functools.reduce(np.maximum, terms) if name in maxed else sum(terms)
+        return np.arcsinh(out) if name in squash else out
 
     crit = glide_aurocs(held, combine, configs, norm)
 
@@ -390,7 +428,7 @@ def main(argv=None) -> None:
             still.clip_background(background(fr))
         rows = [
             motion_rows(
-                motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills, xy, coh
+                motion, priors, fl[max(1, i - K + 1) : i + 1], fr[max(0, i - K) : i + 1], stills, xy, coh, occ
             )
             for i in sc.index
         ]
