@@ -18,6 +18,7 @@ import stvad.train as train_mod
 from stvad.checkpoint import load_run, read_checkpoint
 from stvad.config import preset
 from stvad.errors import StvadError
+from stvad.scoring import psnr
 from stvad.train import StepBatchSampler, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,22 +72,27 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["state_dict"]
 
 
-def held_out_d_aucs(data: Path, run: Path) -> tuple[float, float]:
-    """D's real-vs-prediction AUROCs (global logit, mean pixel logit) on the run's validation windows,
-    recomputed here from the last checkpoint, which is saved right after the last validation."""
-    from sklearn.metrics import roc_auc_score
-
+def validation_windows(data: Path, loaded) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows (past, next frame) a run's validation scores."""
     from stvad.data.layouts import open_dataset
     from stvad.data.windows import WindowDataset, split_train_val
 
-    loaded = load_run(run, "last")
     d = loaded.config.data
     val = WindowDataset(
         split_train_val(open_dataset(data).train, d.val_fraction, d.T)[1], d.T, d.size, d.channels
     )
     idx = train_mod.validation_indices(len(val), loaded.config.train.val_windows)
-    x = torch.stack([val[i][0] for i in idx])
-    y = torch.stack([val[i][1] for i in idx])
+    return torch.stack([val[i][0] for i in idx]), torch.stack([val[i][1] for i in idx])
+
+
+def held_out_d_aucs(data: Path, run: Path) -> tuple[float, float]:
+    """D's real-vs-prediction AUROCs (global logit, mean pixel logit) on the run's validation windows,
+    recomputed here from the last checkpoint, which is saved right after the last validation."""
+    from sklearn.metrics import roc_auc_score
+
+    loaded = load_run(run, "last")
+    x, y = validation_windows(data, loaded)
+    idx = range(len(x))
     with torch.no_grad():
         real, fake = loaded.discriminator(y, x), loaded.discriminator(loaded.generator(x), x)
     truth = np.r_[np.ones(len(idx)), np.zeros(len(idx))]
@@ -301,3 +307,36 @@ def test_ttur_two_adam_optimisers_with_their_own_rates_and_betas() -> None:
     assert opt_d.param_groups[0]["lr"] == 4e-4 and opt_d.param_groups[0]["betas"] == (0.0, 0.9)
     assert {id(p) for p in opt_g.param_groups[0]["params"]} == {id(p) for p in module.G.parameters()}
     assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in module.D.parameters()}
+
+
+def test_update_ema_moves_the_average_toward_the_weights_and_copies_buffers() -> None:
+    net, avg = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+        avg.weight.fill_(0.0)
+        net.running_mean.fill_(5.0)
+    train_mod.update_ema(avg, net, 0.75)
+    assert torch.allclose(avg.weight, torch.full((3,), 0.5))  # 0.75 * 0 + 0.25 * 2
+    assert torch.equal(avg.running_mean, net.running_mean)
+
+
+def test_a_run_with_g_ema_is_validated_and_scored_with_the_average_of_g(bench: Path, tmp_path: Path) -> None:
+    run = run_tiny(bench, tmp_path / "ema", tiny(g_ema=0.9))
+    state = weights(run / "checkpoints" / "last.ckpt")
+    raw = {k[2:]: v for k, v in state.items() if k.startswith("G.")}
+    avg = {k[6:]: v for k, v in state.items() if k.startswith("G_ema.")}
+    assert raw.keys() == avg.keys()
+    assert any(not torch.equal(raw[k], avg[k]) for k in raw)  # the average lags the trained weights
+    loaded = load_run(run, "last")
+    got = loaded.generator.state_dict()
+    assert all(torch.equal(got[k], avg[k]) for k in avg)  # load_run gives the average
+    # the validation that the checkpoint records scored the average: recomputed from it, the PSNR agrees,
+    # and not from the trained weights
+    x, y = validation_windows(bench, loaded)
+    with torch.no_grad():
+        assert loaded.meta["val"]["val_psnr"] == pytest.approx(psnr(loaded.generator(x), y).mean().item())
+        loaded.generator.load_state_dict(raw)
+        assert loaded.meta["val"]["val_psnr"] != pytest.approx(psnr(loaded.generator(x), y).mean().item())
+    # without it the checkpoint holds G alone, as before
+    plain = weights(run_tiny(bench, tmp_path / "plain") / "checkpoints" / "last.ckpt")
+    assert not any(k.startswith("G_ema.") for k in plain)

@@ -142,7 +142,9 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     cfg = Config.from_dict(state["config"], source=str(path))
     _check_run_config(path, cfg)
     G, D = build_generator(cfg), build_discriminator(cfg)
-    for name, net in (("G", G), ("D", D)):
+    # a run trained with train.g_ema is scored with the average of G's weights, as it was validated
+    g_name = "G_ema" if any(k.startswith("G_ema.") for k in ckpt["state_dict"]) else "G"
+    for name, net in ((g_name, G), ("D", D)):
         try:
             net.load_state_dict(_sub_state(ckpt["state_dict"], f"{name}."))
         except RuntimeError as e:

@@ -88,6 +88,10 @@ class TrainConfig:
     pseudo_skip: int = 0
     w_pseudo: float = 1.0
     pseudo_threshold: float = 0.1  # |skip frame - next frame| (frames in [-1, 1]) above which a pixel is fake
+    # an exponential moving average of G's weights with this decay (0 = off; not in the paper): validation,
+    # the checkpoints' choice and every score use the average, training the raw G. The first steps average
+    # over fewer steps, decay min(g_ema, (1 + step) / (10 + step))
+    g_ema: float = 0.0
     cutmix_warmup: int = 500  # steps over which the CutMix probability ramps from 0 to cutmix_prob
     cutmix_prob: float = 0.5
     val_every: int = 200  # steps between validations / checkpoints

@@ -19,6 +19,7 @@ G's predictions of held-out normal frames (the tail of each training video); tie
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import importlib.util
 import io
@@ -153,6 +154,16 @@ def optimisers(G: nn.Module, D: nn.Module, tc: TrainConfig) -> tuple[torch.optim
     )
 
 
+@torch.no_grad()
+def update_ema(avg: nn.Module, net: nn.Module, decay: float) -> None:
+    """``avg``'s parameters move to ``decay`` x theirs + (1 - decay) x ``net``'s; buffers (spectral norm's
+    vectors) are copied."""
+    for a, p in zip(avg.parameters(), net.parameters()):
+        a.lerp_(p.detach(), 1.0 - decay)
+    for a, b in zip(avg.buffers(), net.buffers()):
+        a.copy_(b)
+
+
 def _step_seed(seed: int, *parts: int) -> int:
     """A 63-bit seed from the run seed and counters, distinct for distinct counters."""
     s = seed & 0xFFFFFFFF
@@ -226,6 +237,8 @@ class GANModule(pl.LightningModule):
         self.cfg = cfg
         self.G = build_generator(cfg)
         self.D = build_discriminator(cfg)
+        # train.g_ema: the average of G's weights, a submodule so that checkpoints carry it (G_ema.*)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.g_ema > 0 else None
         self.automatic_optimization = False
         self.meta = dict(meta or {})
         self.steps_done = 0
@@ -276,6 +289,8 @@ class GANModule(pl.LightningModule):
             ahead=ahead[0] if ahead else None,
         )  # fmt: skip
         self.steps_done = step
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, min(self.cfg.train.g_ema, (1 + step) / (10 + step)))
         shown = ("loss_d", "loss_g", "recon")
         for k, v in logs.items():
             self.log(k, v, prog_bar=k in shown, on_step=True, on_epoch=False, batch_size=x.shape[0])
@@ -299,7 +314,7 @@ class GANModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        pred = self.G(x)
+        pred = (self.G_ema or self.G)(x)  # the generator that is scored
         real, fake = self.D(y, x), self.D(pred, x)
         correct = (real.logit > 0).sum() + (fake.logit < 0).sum()
         pix = (real.pixel_logits > 0).float().flatten(1).mean(1).sum() + (
