@@ -340,3 +340,24 @@ def test_a_run_with_g_ema_is_validated_and_scored_with_the_average_of_g(bench: P
     # without it the checkpoint holds G alone, as before
     plain = weights(run_tiny(bench, tmp_path / "plain") / "checkpoints" / "last.ckpt")
     assert not any(k.startswith("G_ema.") for k in plain)
+
+
+@pytest.mark.parametrize(
+    ("aucs", "said"), [((0.0, 0.02), "above real frames"), ((0.5, 0.52), "near chance"), ((0.6, 0.97), None)]
+)
+def test_training_summary_tells_an_inverted_discriminator_from_one_at_chance(
+    bench: Path, tmp_path: Path, aucs: tuple[float, float], said: str | None
+) -> None:
+    from stvad.checkpoint import training_summary
+
+    run = run_tiny(bench, tmp_path / "run")
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    last = max(i for i, r in enumerate(rows) if r.get("val_psnr"))
+    rows[last]["val_d_auc"], rows[last]["val_d_pixel_auc"] = map(str, aucs)
+    with open(run / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    warns = [w for w in training_summary(run)[1] if "discriminator" in w]
+    assert (said is None and not warns) or (len(warns) == 1 and said in warns[0])

@@ -201,7 +201,14 @@ def training_summary(run_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
             "(train.max_steps) or check that the training videos move"
         )
     adversarial = state["config"].get("train", {}).get("adversarial", True)
-    if adversarial and max(last.get("val_d_auc", 0.5), last.get("val_d_pixel_auc", 0.5)) < 0.55:
+    health = max(last.get("val_d_auc", 0.5), last.get("val_d_pixel_auc", 0.5))
+    if adversarial and health < 0.45:
+        warns.append(
+            "the discriminator ranks the generator's predictions above real frames at the last validation "
+            "(AUROC below 0.5): G's last steps found frames D takes for real, and G's validation PSNR "
+            "usually dips with it; train.g_ema=0.99 validates and scores a moving average of G instead"
+        )
+    elif adversarial and health < 0.55:
         warns.append("the discriminator is near chance at the last validation: its map carries little")
     return lines, warns
 
