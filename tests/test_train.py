@@ -134,11 +134,12 @@ def test_run_folder_checkpoints_and_load_run(bench: Path, tmp_path: Path) -> Non
     assert all(np.isfinite(r[1]) and np.isfinite(r[2]) for r in rows)
 
 
+@pytest.mark.parametrize("g_ema", [0.0, 0.9])
 def test_same_seed_same_losses_and_interrupted_resume_same_weights(
-    bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, g_ema: float
 ) -> None:
-    a = run_tiny(bench, tmp_path / "a")
-    b = run_tiny(bench, tmp_path / "b")
+    a = run_tiny(bench, tmp_path / "a", tiny(g_ema=g_ema))
+    b = run_tiny(bench, tmp_path / "b", tiny(g_ema=g_ema))
     assert losses(a) == losses(b)
 
     # interrupt run c during its third step (after the checkpoint of step 2), then resume it
@@ -151,13 +152,14 @@ def test_same_seed_same_losses_and_interrupted_resume_same_weights(
 
     monkeypatch.setattr(train_mod.GANModule, "training_step", crash_at_step_3)
     with pytest.raises(RuntimeError, match="power cut"):
-        run_tiny(bench, tmp_path / "c")
+        run_tiny(bench, tmp_path / "c", tiny(g_ema=g_ema))
     assert read_checkpoint(tmp_path / "c" / "checkpoints" / "last.ckpt")["stvad"]["step"] == 2
     monkeypatch.setattr(train_mod.GANModule, "training_step", original)
-    run_tiny(bench, tmp_path / "c", resume=True)
+    run_tiny(bench, tmp_path / "c", tiny(g_ema=g_ema), resume=True)
 
     wa, wc = weights(a / "checkpoints" / "last.ckpt"), weights(tmp_path / "c" / "checkpoints" / "last.ckpt")
     assert wa.keys() == wc.keys()
+    assert any(k.startswith("G_ema.") for k in wa) == (g_ema > 0)  # the average is resumed too
     assert all(torch.equal(wa[k], wc[k]) for k in wa)
     assert losses(tmp_path / "c") == losses(
         a
