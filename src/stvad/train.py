@@ -314,7 +314,7 @@ class GANModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        pred = (self.G_ema or self.G)(x)  # the generator that is scored
+        pred = (self.G if self.G_ema is None else self.G_ema)(x)  # the generator that is scored
         real, fake = self.D(y, x), self.D(pred, x)
         correct = (real.logit > 0).sum() + (fake.logit < 0).sum()
         pix = (real.pixel_logits > 0).float().flatten(1).mean(1).sum() + (
