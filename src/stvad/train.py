@@ -14,6 +14,8 @@ resumed from its last checkpoint reaches the same weights as an uninterrupted on
 
 Checkpoint selection (no test labels, ever): ``best.ckpt`` is the checkpoint with the highest mean PSNR of
 G's predictions of held-out normal frames (the tail of each training video); ties keep the earlier one.
+With ``train.g_ema`` the predictions are those of a moving average of G's weights (``update_ema`` after
+each G step), which validation, the choice and every later score use; training steps the raw G.
 """
 
 from __future__ import annotations
