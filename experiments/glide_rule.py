@@ -38,6 +38,23 @@ def glide_aurocs(held: dict, combine: Combine, names: Iterable[str], norm: str) 
     return crit
 
 
+def mixed_aurocs(held: dict, combine: Combine, names: Iterable[str], norm: str) -> dict[str, float]:
+    """Per configuration, the micro AUROC of the held-out normal windows against the windows of all five
+    glides at once, each clip's normal and glide windows normalised together by ``norm``: a clip then holds
+    events of several kinds and strengths, as a test video does (docs/discriminator.md, "A mixed-glide
+    criterion")."""
+    out = {}
+    for name in names:
+        s, y = [], []
+        for ci, normal in held["normal"].items():
+            parts = [combine(normal, name)] + [combine(held[g][ci], name) for g in HELD if ci in held[g]]
+            if len(parts) > 1:
+                s.append(np.concatenate(parts))
+                y.append(np.repeat([0, 1], [len(parts[0]), sum(len(p) for p in parts[1:])]))
+        out[name] = auroc_micro(postprocess(s, norm), y)
+    return out
+
+
 def test_aurocs(
     names: Iterable[str], recs: list[dict], labels: list, index: list, videos: list, events: list, norm: str,
     combine: Combine,

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import torch
 
-from glide_rule import HELD, five, glide_aurocs, test_aurocs, worst
+from glide_rule import HELD, five, glide_aurocs, mixed_aurocs, test_aurocs, worst
 from glide_rule import passes as passes_five
 from stvad._io import atomic_write_json
 from stvad.data.layouts import open_dataset
@@ -261,7 +261,9 @@ def summary(files: list[str]) -> None:
         for c in [base, *xy]:
             rows = [(r["configs"][c], r["configs"][base]) for r in res.values()]
             cells = [
-                f"{100 * five(x):.2f} ({100 * worst(x, b):+.1f}) / {100 * x['test']['all']:.1f}"
+                f"{100 * five(x):.2f} ({100 * worst(x, b):+.1f})"
+                + (f" / mixed {100 * x['mixed']:.2f}" if "mixed" in x else "")
+                + f" / {100 * x['test']['all']:.1f}"
                 for x, b in rows
             ]
             n_pass = sum(passes_five(x, b) for x, b in rows)
@@ -417,6 +419,7 @@ def main(argv=None) -> None:
         return np.arcsinh(out) if name in squash else out
 
     crit = glide_aurocs(held, combine, configs, norm)
+    mixed = mixed_aurocs(held, combine, configs, norm)
 
     # test videos, read after the criterion is computed
     recs, labels, index = [], [], []
@@ -445,6 +448,7 @@ def main(argv=None) -> None:
             "oscillate": crit[name]["oscillate"],
             "stand": crit[name]["stand"],
             "glides": crit[name],
+            "mixed": mixed[name],
             "test": test,
         }
         print(
