@@ -181,22 +181,19 @@ def motion_rows(
         row[f"flow+sway{k}"] = frame_score(ft + st, PATCH)  # one motion score: both models' -log p, summed
         if k == STILL_K and stills:
             for name, still in stills.items():
-                row[f"flow+sway{k}+{name}"] = frame_score(ft + st + still.terms(frames, flows[-k:]), PATCH)
-                if occ is not None and name == "still12c":  # motion where motion is rare
+                lt = still.terms(frames, flows[-k:])  # the still term's masks, once a frame and term
+                row[f"flow+sway{k}+{name}"] = frame_score(ft + st + lt, PATCH)
+                if name != "still12c":
+                    continue
+                if occ is not None:  # motion where motion is rare
                     ot = np.where(ft > 0, occ, np.float32(0))  # every moving pixel's term is above 0
-                    row[f"flow+occ+sway{k}+{name}"] = frame_score(
-                        ft + ot + st + still.terms(frames, flows[-k:]), PATCH
-                    )
-                if coh is not None and name == "still12c":  # the coherent sway in place of the sway
+                    row[f"flow+occ+sway{k}+{name}"] = frame_score(ft + ot + st + lt, PATCH)
+                if coh is not None:  # the coherent sway in place of the sway
                     ct = coh.terms(coherent_sway(flows[-k:]))
-                    row[f"flow+swaycoh{k}+{name}"] = frame_score(
-                        ft + ct + still.terms(frames, flows[-k:]), PATCH
-                    )
-                if xy is not None and name == "still12c":  # the per-axis sway in place of the sway
+                    row[f"flow+swaycoh{k}+{name}"] = frame_score(ft + ct + lt, PATCH)
+                if xy is not None:  # the per-axis sway in place of the sway
                     xt = xy.terms(sway_xy(np.stack(flows[-k:])))
-                    row[f"flow+swayxy{k}+{name}"] = frame_score(
-                        ft + xt + still.terms(frames, flows[-k:]), PATCH
-                    )
+                    row[f"flow+swayxy{k}+{name}"] = frame_score(ft + xt + lt, PATCH)
     return row
 
 

@@ -92,10 +92,9 @@ def held_out_d_aucs(data: Path, run: Path) -> tuple[float, float]:
 
     loaded = load_run(run, "last")
     x, y = validation_windows(data, loaded)
-    idx = range(len(x))
     with torch.no_grad():
         real, fake = loaded.discriminator(y, x), loaded.discriminator(loaded.generator(x), x)
-    truth = np.r_[np.ones(len(idx)), np.zeros(len(idx))]
+    truth = np.r_[np.ones(len(x)), np.zeros(len(x))]
     return (
         roc_auc_score(truth, torch.cat([real.logit, fake.logit]).numpy()),
         roc_auc_score(truth, torch.cat([real.pixel_logits, fake.pixel_logits]).mean((1, 2, 3)).numpy()),
